@@ -1,0 +1,53 @@
+"""loflex: insertion-based sequence generation with learnable order dynamics."""
+
+from loflex.batch import Batch, collate
+from loflex.config import ComponentSpec, Options, Run, SampleConfig, TrainConfig, load_run
+from loflex.domain import Domain, Example, Generated
+from loflex.errors import (
+    CheckpointError,
+    ConfigError,
+    DataError,
+    LoflexError,
+    PluginError,
+    TrainingError,
+    UnknownComponentError,
+)
+from loflex.generator import Generator, Prediction
+from loflex.hookspecs import hookimpl
+from loflex.order import EventTimes, KumaraswamyOrder, OrderDynamics, StateLogProbs, TokenRates
+from loflex.registry import build, components
+from loflex.vocab import Vocabulary
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Batch",
+    "CheckpointError",
+    "ComponentSpec",
+    "ConfigError",
+    "DataError",
+    "Domain",
+    "EventTimes",
+    "Example",
+    "Generated",
+    "Generator",
+    "KumaraswamyOrder",
+    "LoflexError",
+    "Options",
+    "OrderDynamics",
+    "PluginError",
+    "Prediction",
+    "Run",
+    "SampleConfig",
+    "StateLogProbs",
+    "TokenRates",
+    "TrainConfig",
+    "TrainingError",
+    "UnknownComponentError",
+    "Vocabulary",
+    "build",
+    "collate",
+    "components",
+    "hookimpl",
+    "load_run",
+]

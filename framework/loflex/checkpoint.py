@@ -1,0 +1,222 @@
+"""Safe checkpoints: safetensors weights, JSON state, atomic directory writes.
+
+Layout of one checkpoint directory::
+
+    run.json          the full validated run config
+    state.json        step, domain state (vocabulary), component owners, RNG and schedule state
+    model.safetensors generator.* and order.* weights
+    ema.safetensors   EMA weights (when EMA is on)
+    optim.safetensors optimiser state, flattened to tensors (no pickle)
+
+A run directory holds ``checkpoints/step-NNNNNNNN/`` (the last K) and
+``checkpoints/latest`` naming the newest complete one. Loading never unpickles.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from loflex.errors import CheckpointError
+
+FORMAT = "loflex-checkpoint-1"
+LATEST = "latest"
+
+
+@dataclass
+class Checkpoint:
+    """The contents of one checkpoint directory."""
+
+    path: Path
+    run: dict[str, Any]
+    state: dict[str, Any]
+    model: dict[str, torch.Tensor]
+    ema: dict[str, torch.Tensor] | None = None
+    optim: dict[str, torch.Tensor] | None = field(default=None, repr=False)
+
+    @property
+    def step(self) -> int:
+        return int(self.state["step"])
+
+
+def fsync_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` and fsync it."""
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` atomically (temp file, fsync, rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    fsync_write(Path(tmp), text.encode("utf-8"))
+    os.replace(tmp, path)
+
+
+def save(directory: Path, *, run: dict, state: dict, model: dict[str, torch.Tensor],
+         ema: dict[str, torch.Tensor] | None = None,
+         optim: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write a checkpoint directory atomically: build it under a temp name, then rename.
+
+    Returns:
+        The final directory. A crash at any point leaves either the old state or the
+        complete new checkpoint, never a partial one under the final name.
+    """
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp-"))
+    try:
+        state = {"format": FORMAT, **state}
+        fsync_write(tmp / "run.json", json.dumps(run, indent=1).encode())
+        fsync_write(tmp / "state.json", json.dumps(state, indent=1).encode())
+        _save_tensors(model, tmp / "model.safetensors")
+        if ema is not None:
+            _save_tensors(ema, tmp / "ema.safetensors")
+        if optim is not None:
+            _save_tensors(optim, tmp / "optim.safetensors")
+        if directory.exists():
+            shutil.rmtree(directory)
+        os.replace(tmp, directory)
+        _fsync_dir(directory.parent)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return directory
+
+
+def _save_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise CheckpointError(f"refusing to save non-finite values in '{name}'")
+    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(path))
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def resolve(path: str | Path) -> Path:
+    """Return the checkpoint directory for a run directory or a checkpoint directory.
+
+    Raises:
+        CheckpointError: nothing loadable is there.
+    """
+    path = Path(path)
+    if (path / "model.safetensors").exists() or (path / "state.json").exists():
+        return path
+    latest = path / "checkpoints" / LATEST
+    if latest.exists():
+        target = path / "checkpoints" / latest.read_text().strip()
+        if target.is_dir():
+            return target
+    candidates = sorted((path / "checkpoints").glob("step-*")) if path.is_dir() else []
+    candidates = [c for c in candidates if (c / "state.json").exists()]
+    if candidates:
+        return candidates[-1]
+    if not path.exists():
+        raise CheckpointError(f"'{path}' does not exist; pass a run directory or a checkpoint")
+    raise CheckpointError(
+        f"'{path}' holds no checkpoint; pass a run directory written by `loflex train` "
+        "or one of its checkpoints/step-* directories"
+    )
+
+
+def load(path: str | Path, *, with_optim: bool = False) -> Checkpoint:
+    """Load a checkpoint (run dir or checkpoint dir) without unpickling anything.
+
+    Raises:
+        CheckpointError: missing, truncated or foreign files, with the fix.
+    """
+    directory = resolve(path)
+    run = _read_json(directory / "run.json")
+    state = _read_json(directory / "state.json")
+    if state.get("format") != FORMAT:
+        raise CheckpointError(
+            f"'{directory}' is not a loflex checkpoint (format {state.get('format')!r}); "
+            "pass a directory written by `loflex train`"
+        )
+    model = _load_tensors(directory / "model.safetensors")
+    ema_path = directory / "ema.safetensors"
+    ema = _load_tensors(ema_path) if ema_path.exists() else None
+    optim_path = directory / "optim.safetensors"
+    optim = _load_tensors(optim_path) if with_optim and optim_path.exists() else None
+    return Checkpoint(directory, run, state, model, ema, optim)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(
+            f"checkpoint file '{path}' is missing; the checkpoint is incomplete, use an earlier one"
+        ) from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise CheckpointError(
+            f"checkpoint file '{path}' is corrupt or truncated; use an earlier checkpoint"
+        ) from None
+
+
+def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    if not path.exists():
+        raise CheckpointError(f"'{path}' is missing; the checkpoint is incomplete")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(
+            f"'{path}' is not a readable safetensors file ({exc}); it may be truncated — "
+            "use an earlier checkpoint"
+        ) from None
+
+
+def keep_last(checkpoints_dir: Path, keep: int) -> None:
+    """Delete all but the ``keep`` newest ``step-*`` checkpoints."""
+    steps = sorted(p for p in Path(checkpoints_dir).glob("step-*") if p.is_dir())
+    for old in steps[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    """Split an optimiser ``state_dict`` into tensors and JSON-able metadata."""
+    tensors: dict[str, torch.Tensor] = {}
+    per_param: dict[str, dict] = {}
+    for pid, pstate in state["state"].items():
+        scalars = {}
+        for key, value in pstate.items():
+            if torch.is_tensor(value):
+                tensors[f"{pid}.{key}"] = value
+            else:
+                scalars[key] = value
+        per_param[str(pid)] = scalars
+    return tensors, {"param_groups": state["param_groups"], "scalars": per_param}
+
+
+def unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
+    """Inverse of :func:`flatten_optimizer`."""
+    state: dict[int, dict] = {}
+    for pid, scalars in meta["scalars"].items():
+        state[int(pid)] = dict(scalars)
+    for name, value in tensors.items():
+        pid, key = name.split(".", 1)
+        state.setdefault(int(pid), {})[key] = value
+    return {"state": state, "param_groups": meta["param_groups"]}

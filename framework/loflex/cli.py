@@ -1,0 +1,66 @@
+"""The ``loflex`` command line.
+
+User errors (:class:`loflex.errors.LoflexError`) print ``Error: ...`` on one line (plus
+indented details) and exit 1; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from loflex.errors import LoflexError
+
+COMMAND_MODULES = (
+    "loflex.commands.info",
+    "loflex.commands.model",
+    "loflex.commands.experiment",
+    "loflex.commands.bench",
+    "loflex.commands.order",
+    "loflex.commands.report",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser with every sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="loflex",
+        description="Insertion-based sequence generation with learnable order dynamics.",
+    )
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_commands(sub)
+    return parser
+
+
+def _version() -> str:
+    from loflex import __version__
+
+    return f"loflex {__version__}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result = args.handler(args)
+    except LoflexError as exc:
+        print(exc.render(), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+def add_set_option(parser: argparse.ArgumentParser) -> None:
+    """Add the repeatable ``--set section.key=value`` override option."""
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="override a run setting, e.g. train.lr=3e-4")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

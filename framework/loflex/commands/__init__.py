@@ -1,0 +1,1 @@
+"""Sub-commands of the ``loflex`` CLI, one module per group."""

@@ -1,0 +1,111 @@
+"""``loflex plugins``, ``loflex components`` and ``loflex data``: looking around."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from loflex import plugins, registry
+from loflex.cli import add_set_option
+from loflex.config import ComponentSpec, apply_overrides
+from loflex.domain import SPLITS, Domain
+from loflex.errors import ConfigError
+from loflex.generator import Generator
+from loflex.order import OrderDynamics
+from loflex.samples_io import refuse_overwrite
+
+KINDS = (("generators", Generator), ("order dynamics", OrderDynamics), ("domains", Domain))
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("plugins", help="list installed plugins, their versions and hooks")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=cmd_plugins)
+
+    p = sub.add_parser("components", help="list registered generators, orders and domains")
+    p.add_argument("--options", action="store_true", help="show every option with its description")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=cmd_components)
+
+    p = sub.add_parser("data", help="show decoded examples of a domain")
+    p.add_argument("domain", help="registered domain name")
+    add_set_option(p)
+    p.add_argument("--split", choices=SPLITS, default="train")
+    p.add_argument("--limit", type=int, default=5, help="how many examples (default 5)")
+    p.add_argument("--format", choices=("text", "jsonl"), default="text")
+    p.add_argument("-o", "--output", type=Path, help="write to this file instead of stdout")
+    p.add_argument("--force", action="store_true", help="overwrite the output file")
+    p.set_defaults(handler=cmd_data)
+
+
+def cmd_plugins(args) -> int:
+    infos = plugins.plugin_infos()
+    failures = [vars(f) for f in plugins.failures]
+    if args.json:
+        print(json.dumps({"plugins": infos, "failed": failures}, indent=2))
+        return 0
+    for info in infos:
+        print(f"{info['name']}  ({info['distribution']})  hooks: {', '.join(info['hooks'])}")
+    for failure in failures:
+        print(f"{failure['plugin']}  ({failure['distribution']})  FAILED: {failure['problem']}")
+    return 0
+
+
+def describe_options(cls) -> list[dict]:
+    """Return name, type, default and description of every option of a component."""
+    rows = []
+    for name, field in cls.Options.model_fields.items():
+        annotation = getattr(field.annotation, "__name__", None) or str(field.annotation)
+        default = None if field.is_required() else field.get_default(call_default_factory=True)
+        rows.append({"name": name, "type": annotation.replace("typing.", ""),
+                     "default": default, "description": field.description or ""})
+    return rows
+
+
+def cmd_components(args) -> int:
+    table = {}
+    for title, base in KINDS:
+        regs = registry.registrations(base)
+        table[title] = {name: {"plugin": reg.plugin, "distribution": reg.distribution,
+                               "summary": (reg.cls.__doc__ or "").strip().split("\n")[0],
+                               "options": describe_options(reg.cls)}
+                        for name, reg in sorted(regs.items())}
+    if args.json:
+        print(json.dumps(table, indent=2, default=str))
+        return 0
+    for title, entries in table.items():
+        print(f"{title}:")
+        for name, info in entries.items():
+            print(f"  {name:<16} {info['summary']}  [{info['plugin']}]")
+            if args.options:
+                for opt in info["options"]:
+                    print(f"      {opt['name']} = {opt['default']!r}  ({opt['type']}) "
+                          f"{opt['description']}")
+    return 0
+
+
+def cmd_data(args) -> int:
+    data = apply_overrides({"domain": {"name": args.domain}}, args.overrides)
+    extra = set(data) - {"domain"}
+    if extra:
+        raise ConfigError(f"`loflex data` only takes domain.* settings, not {sorted(extra)}")
+    spec = ComponentSpec.model_validate(data["domain"])
+    domain = registry.build(Domain, spec)
+    examples = domain.examples(args.split)
+    rows = [domain.describe(examples[i]) for i in range(min(args.limit, len(examples)))]
+    lines = []
+    for row in rows:
+        if args.format == "jsonl":
+            lines.append(json.dumps(row))
+        else:
+            prompt = f"prompt: {row['prompt']}\n" if row["prompt"] else ""
+            lines.append(f"{prompt}target: {row['target']}\nids: {row['prompt_ids']} | "
+                         f"{row['target_ids']}\n")
+    text = "\n".join(lines) + "\n"
+    if args.output:
+        refuse_overwrite(args.output, args.force)
+        args.output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0

@@ -1,0 +1,164 @@
+"""``loflex train``, ``loflex sample`` and ``loflex evaluate``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from loflex.cli import add_set_option
+from loflex.config import SampleConfig, load_run
+from loflex.errors import ConfigError
+
+SAMPLER_FLAGS = {"steps": "steps", "top_p": "top_p", "top_k": "top_k",
+                 "temperature": "temperature", "confidence": "confidence",
+                 "batch_size": "batch_size", "max_length": "max_length"}
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("train", help="train a model into a run directory")
+    p.add_argument("run_file", nargs="?", type=Path, help="TOML run file (optional)")
+    add_set_option(p)
+    p.add_argument("-o", "--output", type=Path, help="run directory to write")
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                   help="continue the run in RUN_DIR from its last complete checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(handler=cmd_train)
+
+    p = sub.add_parser("sample", help="draw samples from a trained model")
+    p.add_argument("model", type=Path, help="run directory or checkpoint directory")
+    p.add_argument("-n", "--num-samples", type=int, default=None)
+    _sampler_flags(p)
+    p.add_argument("--prompt", help="condition every sample on this prompt text")
+    p.add_argument("--fragment", help="molecule fragment to grow from (alias of --prompt)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="samples file (.jsonl)")
+    p.add_argument("--export", type=Path, help="also write domain files (CSV, SDF, images) here")
+    p.add_argument("--trajectory", type=Path, help="record generation trajectories in this folder")
+    p.set_defaults(handler=cmd_sample)
+
+    p = sub.add_parser("evaluate", help="score samples of a model with the domain's metrics")
+    p.add_argument("model", type=Path, help="run directory or checkpoint directory")
+    p.add_argument("--samples", type=Path, help="score this samples file instead of sampling")
+    p.add_argument("-n", "--num-samples", type=int, default=None)
+    _sampler_flags(p)
+    p.add_argument("-o", "--output", type=Path, help="write the metrics as JSON here")
+    p.set_defaults(handler=cmd_evaluate)
+
+
+def _sampler_flags(p) -> None:
+    add_set_option(p)
+    p.add_argument("--steps", type=int, help="tau-leaping steps")
+    p.add_argument("--top-p", type=float)
+    p.add_argument("--top-k", type=int)
+    p.add_argument("--temperature", type=float)
+    p.add_argument("--confidence", choices=("none", "top_prob", "prob_diff", "entropy"))
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--max-length", type=int)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--no-ema", action="store_true", help="use the raw weights, not the EMA")
+    p.add_argument("--force", action="store_true", help="overwrite existing output files")
+
+
+def cmd_train(args) -> int:
+    from loflex.train import train
+
+    if args.resume is not None:
+        if args.run_file is not None:
+            raise ConfigError("--resume reads the run's own config.toml; drop the run file")
+        run = load_run(args.resume / "config.toml", args.overrides)
+        run_dir = args.resume
+    else:
+        if args.output is None:
+            raise ConfigError("say where to write the run with -o RUN_DIR")
+        run = load_run(args.run_file, args.overrides)
+        run_dir = args.output
+    result = train(run, run_dir, resume=args.resume is not None, progress=not args.no_progress)
+    print(f"trained {result.step} steps ({result.stopped_by}) in {result.wall_seconds:.0f}s; "
+          f"last loss {result.last_loss:.4f}; run directory {result.run_dir}")
+    return 0
+
+
+def sampler_settings(args, run_sample: SampleConfig) -> SampleConfig:
+    """Return the run's sampler settings updated by the command-line flags."""
+    update = {key: getattr(args, attr) for attr, key in SAMPLER_FLAGS.items()
+              if getattr(args, attr, None) is not None}
+    if getattr(args, "num_samples", None) is not None:
+        update["num_samples"] = args.num_samples
+    try:
+        return SampleConfig.model_validate({**run_sample.model_dump(), **update})
+    except Exception as exc:  # pydantic.ValidationError
+        from loflex.registry import options_error
+
+        raise options_error("the sampler settings", exc) from None
+
+
+def _load(args):
+    from loflex.inference import load_model
+
+    return load_model(args.model, use_ema=not args.no_ema, device=args.device,
+                      overrides=args.overrides)
+
+
+def cmd_sample(args) -> int:
+    from loflex.inference import check_prompt_fits, generate
+    from loflex.samples_io import SampleWriter, refuse_overwrite
+
+    loaded = _load(args)
+    model, settings = loaded.model, sampler_settings(args, loaded.run.sample)
+    text = args.fragment if args.fragment is not None else args.prompt
+    prompt = model.domain.parse_prompt(text) if text is not None else None
+    if prompt is not None:
+        check_prompt_fits(model, prompt, settings.max_length or model.generator.max_length)
+    if args.trajectory is not None:
+        refuse_overwrite(args.trajectory / "trajectories.jsonl", args.force)
+    writer = SampleWriter(args.output, force=args.force)
+    all_samples, trajectories = [], []
+    for samples, out in generate(model, settings, seed=args.seed, device=args.device,
+                                 prompt=prompt, trajectory=args.trajectory is not None):
+        writer.write(model.domain, samples)
+        if args.export is not None:
+            all_samples.extend(samples)
+        if args.trajectory is not None:
+            trajectories.extend(out.trajectory.to_records())
+    writer.close()
+    if args.trajectory is not None:
+        from loflex.trajectory import write_trajectories
+
+        write_trajectories(args.trajectory / "trajectories.jsonl", trajectories, model.domain)
+    if args.export is not None:
+        args.export.mkdir(parents=True, exist_ok=True)
+        for path in model.domain.export(all_samples, args.export):
+            print(f"wrote {path}", file=sys.stderr)
+    print(f"wrote {writer.count} samples to {args.output}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from loflex.inference import generate_all
+    from loflex.samples_io import read_samples, refuse_overwrite
+
+    if args.output is not None:
+        refuse_overwrite(args.output, args.force)
+    loaded = _load(args)
+    model = loaded.model
+    if args.samples is not None:
+        samples = read_samples(args.samples)
+    else:
+        settings = sampler_settings(args, loaded.run.sample)
+        samples = generate_all(model, settings, seed=args.seed, device=args.device)
+    metrics = {"num_samples": len(samples), **model.domain.metrics(samples)}
+    print(format_table(metrics))
+    if args.output is not None:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+def format_table(metrics: dict) -> str:
+    """Render metrics as a two-column Markdown table."""
+    lines = ["| metric | value |", "|---|---|"]
+    for key, value in metrics.items():
+        shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+        lines.append(f"| {key} | {shown} |")
+    return "\n".join(lines)

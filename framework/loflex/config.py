@@ -1,0 +1,219 @@
+"""Run configuration: pydantic models, TOML loading and ``--set`` overrides."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field
+
+from loflex.errors import ConfigError
+
+
+class Options(BaseModel):
+    """Base of every component's options: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ComponentSpec(BaseModel):
+    """Which registered component to build, and its options."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(description="Registered component name, e.g. 'kumaraswamy'.")
+    options: dict[str, Any] = Field(default_factory=dict, description="The component's options.")
+
+
+class TrainConfig(Options):
+    """Optimisation, logging and checkpointing of ``loflex train``."""
+
+    steps: int = Field(2000, gt=0, description="Optimiser steps.")
+    batch_size: int = Field(64, gt=0, description="Sequences per step (per process).")
+    lr: float = Field(1e-3, gt=0, description="Peak learning rate.")
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "cosine", description="After warm-up: constant, or cosine decay to min_lr."
+    )
+    warmup_steps: int = Field(100, ge=0, description="Linear warm-up steps.")
+    min_lr: float = Field(1e-5, ge=0, description="Final learning rate of the cosine schedule.")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay (weights only).")
+    grad_clip: float = Field(1.0, ge=0, description="Gradient-norm clip (0 = off).")
+    ema: float = Field(0.999, ge=0, lt=1, description="EMA decay of the weights (0 = off).")
+    loss_normalisation: Literal["per-sequence", "flexmdm"] = Field(
+        "per-sequence",
+        description="per-sequence: LoFlexMDM (unmask / #masked, insertion / max length); "
+        "flexmdm: the FlexMDM baseline's global B x L normaliser with 1e-6 clamps.",
+    )
+    log_every: int = Field(10, gt=0, description="Steps between metrics.jsonl lines.")
+    eval_every: int = Field(250, ge=0, description="Steps between validation losses (0 = off).")
+    eval_batches: int = Field(4, gt=0, description="Validation batches per evaluation.")
+    sample_every: int = Field(0, ge=0, description="Steps between sampling + metrics (0 = off).")
+    sample_count: int = Field(64, gt=0, description="Samples drawn at each sample_every.")
+    checkpoint_every: int = Field(500, ge=0, description="Steps between checkpoints (0 = end only).")
+    keep_checkpoints: int = Field(3, gt=0, description="How many recent checkpoints to keep.")
+    max_nonfinite_steps: int = Field(
+        10, gt=0, description="Stop after this many consecutive non-finite steps."
+    )
+    time_limit_minutes: float | None = Field(
+        None, gt=0, description="Stop training (with a checkpoint) after this wall time."
+    )
+    device: str = Field("auto", description="'auto', 'cpu', 'cuda' or 'cuda:N'.")
+    precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16 autocast on GPU.")
+    compile: bool = Field(False, description="torch.compile the networks.")
+    threads: int | None = Field(None, gt=0, description="torch CPU threads (default: all).")
+    num_workers: int = Field(0, ge=0, description="DataLoader worker processes.")
+    length_buckets: bool = Field(
+        True, description="Group training examples of similar length into a batch."
+    )
+
+
+class SampleConfig(Options):
+    """Reverse-process settings of ``loflex sample`` and of evaluation."""
+
+    num_samples: int = Field(100, gt=0, description="How many samples to draw.")
+    batch_size: int = Field(64, gt=0, description="Samples per sampler batch.")
+    steps: int = Field(128, gt=0, description="Tau-leaping steps (model calls).")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus threshold (1 = off).")
+    top_k: int = Field(0, ge=0, description="Keep the k most likely tokens (0 = off, 1 = greedy).")
+    temperature: float = Field(1.0, gt=0, description="Softmax temperature of token choice.")
+    confidence: Literal["none", "top_prob", "prob_diff", "entropy"] = Field(
+        "none", description="Which masked positions to reveal (the count comes from tau-leaping)."
+    )
+    max_length: int | None = Field(
+        None, gt=1, description="Longest sequence (default: the domain's maximum)."
+    )
+    split: Literal["train", "valid", "test"] = Field(
+        "test", description="Where prompts come from for conditional domains."
+    )
+    use_ema: bool = Field(True, description="Sample with the EMA weights when present.")
+
+
+class Run(BaseModel):
+    """A full run: the three components, training, sampling and the seed."""
+
+    model_config = ConfigDict(extra="forbid")
+    domain: ComponentSpec = Field(description="The sequence domain.")
+    order: ComponentSpec = Field(
+        default_factory=lambda: ComponentSpec(name="kumaraswamy"), description="Order dynamics."
+    )
+    generator: ComponentSpec = Field(
+        default_factory=lambda: ComponentSpec(name="transformer"), description="Denoiser network."
+    )
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    sample: SampleConfig = Field(default_factory=SampleConfig)
+    seed: int = Field(0, description="Seed of every random draw.")
+
+    @pydantic.model_validator(mode="after")
+    def _validate_components(self) -> Run:
+        from loflex import registry
+        from loflex.domain import Domain
+        from loflex.generator import Generator
+        from loflex.order import OrderDynamics
+
+        for base, spec in ((Domain, self.domain), (OrderDynamics, self.order),
+                           (Generator, self.generator)):
+            spec.options = registry.validate_options(base, spec.name, spec.options).model_dump()
+        return self
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``a.b.c=value`` into a key path and a TOML-parsed value (else a string)."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}' has no '='; write it as section.key=value")
+    key, raw = text.split("=", 1)
+    path = [part for part in key.strip().split(".")]
+    if not all(path):
+        raise ConfigError(f"override '{text}' has an empty key part; write it as section.key=value")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return path, value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return ``data`` with every ``--set`` override applied (nested dicts created)."""
+    for text in overrides:
+        path, value = parse_override(text)
+        node = data
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"override '{text}': '{part}' is a value, not a section")
+            node = child
+        node[path[-1]] = value
+    return data
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML run file, with a clear error for a missing file or a syntax error."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"run file '{path}' does not exist; check the path") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"run file '{path}' is not UTF-8 text; save it as UTF-8 TOML") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"run file '{path}' is not valid TOML: {exc}; fix the syntax") from None
+
+
+def validate_run(data: dict[str, Any]) -> Run:
+    """Validate a run dictionary, turning pydantic errors into a ConfigError."""
+    from loflex.registry import format_error
+
+    if not isinstance(data, dict):
+        raise ConfigError("a run config must be a table of sections (domain, order, ...)")
+    if "domain" not in data:
+        raise ConfigError(
+            "the run names no domain; add [domain] name = '...' or --set domain.name=NAME "
+            "(`loflex components` lists them)"
+        )
+    try:
+        return Run.model_validate(data)
+    except pydantic.ValidationError as exc:
+        lines = [format_error(err) for err in exc.errors()]
+        raise ConfigError(f"invalid run config: {lines[0]}", details=lines[1:]) from None
+
+
+def load_run(path: str | Path | None = None, overrides: list[str] | None = None) -> Run:
+    """Load a run from an optional TOML file plus ``--set`` overrides, validated."""
+    data = read_toml(path) if path is not None else {}
+    return validate_run(apply_overrides(data, overrides or []))
+
+
+def run_to_toml(run: Run) -> str:
+    """Serialise a run as TOML (the ``config.toml`` of a run directory)."""
+    return dumps_toml(run.model_dump(mode="json", exclude_none=True))
+
+
+def dumps_toml(data: dict[str, Any], prefix: str = "") -> str:
+    """Write a nested dict of TOML-able scalars and lists as TOML text."""
+    scalars = {k: v for k, v in data.items() if not isinstance(v, dict)}
+    tables = {k: v for k, v in data.items() if isinstance(v, dict)}
+    lines = [f"{key} = {_toml_value(value)}" for key, value in scalars.items()]
+    text = ""
+    if prefix and (scalars or not tables):
+        text += f"[{prefix}]\n"
+    text += "".join(line + "\n" for line in lines)
+    for key, value in tables.items():
+        name = f"{prefix}.{key}" if prefix else key
+        text += "\n" + dumps_toml(value, name)
+    return text
+
+
+def _toml_value(value: Any) -> str:
+    import json
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")

@@ -1,0 +1,3 @@
+"""Built-in component module (being written)."""
+
+from loflex.hookspecs import hookimpl  # noqa: F401

@@ -1,0 +1,176 @@
+"""Loading trained models and drawing samples from them in bounded-memory chunks."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from loflex import checkpoint as ckpt
+from loflex.assemble import Model, assemble
+from loflex.config import Run, SampleConfig, validate_run
+from loflex.domain import Example, Generated
+from loflex.errors import CheckpointError, LoflexError
+
+
+@dataclass
+class Loaded:
+    """A model restored from a checkpoint, with its run config."""
+
+    model: Model
+    run: Run
+    checkpoint: ckpt.Checkpoint
+
+
+def load_model(path: str | Path, *, use_ema: bool = True, device: str | torch.device = "cpu",
+               overrides: list[str] | None = None) -> Loaded:
+    """Restore the model of a run directory or checkpoint directory.
+
+    Args:
+        path: a run directory (its latest checkpoint) or a checkpoint directory.
+        use_ema: load the EMA weights when the checkpoint has them.
+        device: where to put the networks.
+        overrides: ``--set`` overrides applied to the stored run (e.g. sampler settings).
+
+    Raises:
+        CheckpointError: unreadable files, a missing plugin, or weights that do not fit.
+    """
+    from loflex.config import apply_overrides
+
+    saved = ckpt.load(path)
+    try:
+        run = validate_run(apply_overrides(dict(saved.run), overrides or []))
+        model = assemble(run, domain_state=saved.state.get("domain"))
+    except LoflexError as exc:
+        raise CheckpointError(
+            f"checkpoint '{saved.path}' cannot be rebuilt: {exc.message}{_owner_hint(saved)}"
+        ) from None
+    modules = model.modules()
+    load_weights(modules, saved.model, saved.path)
+    if use_ema and saved.ema is not None:
+        _assign(modules, saved.ema)
+    for module in modules.values():
+        module.to(device).eval()
+    return Loaded(model, run, saved)
+
+
+def _owner_hint(saved: ckpt.Checkpoint) -> str:
+    owners = saved.state.get("owners", {})
+    if not owners:
+        return ""
+    parts = [f"'{name}' came from {info['distribution']}" for name, info in owners.items()]
+    return " (" + "; ".join(parts) + "; install the missing plugin)"
+
+
+def load_weights(modules: dict[str, nn.Module], tensors: dict[str, torch.Tensor],
+                 source: Path) -> None:
+    """Load ``prefix.name`` tensors into the modules, with a clear error on mismatch."""
+    for prefix, module in modules.items():
+        own = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+        expected = module.state_dict()
+        missing = sorted(set(expected) - set(own))
+        unexpected = sorted(set(own) - set(expected))
+        wrong = sorted(k for k in set(own) & set(expected) if own[k].shape != expected[k].shape)
+        if missing or unexpected or wrong:
+            problem = (f"missing {missing[:3]}" if missing else
+                       f"unexpected {unexpected[:3]}" if unexpected else
+                       f"shape mismatch in {wrong[:3]} (checkpoint {tuple(own[wrong[0]].shape)}, "
+                       f"config {tuple(expected[wrong[0]].shape)})")
+            raise CheckpointError(
+                f"the {prefix} weights in '{source}' do not fit the configured {prefix}: "
+                f"{problem}; use the run config saved with the checkpoint"
+            )
+        module.load_state_dict(own, strict=True)
+
+
+def _assign(modules: dict[str, nn.Module], tensors: dict[str, torch.Tensor]) -> None:
+    params = {f"{p}.{n}": t for p, m in modules.items() for n, t in m.named_parameters()}
+    with torch.no_grad():
+        for name, value in tensors.items():
+            if name in params:
+                params[name].copy_(value.to(params[name].dtype))
+
+
+@contextlib.contextmanager
+def swapped_weights(model: Model, weights: dict[str, torch.Tensor] | None) -> Iterator[None]:
+    """Temporarily use ``weights`` (e.g. EMA) in the model's parameters."""
+    if weights is None:
+        yield
+        return
+    modules = model.modules()
+    saved = {f"{p}.{n}": t.detach().clone() for p, m in modules.items()
+             for n, t in m.named_parameters()}
+    _assign(modules, weights)
+    try:
+        yield
+    finally:
+        _assign(modules, saved)
+
+
+def sampling_prompts(model: Model, settings: SampleConfig, count: int,
+                     prompt: Example | None = None) -> list[Example]:
+    """Return one prompt per sample: the given one, the domain's test prompts, or empty."""
+    if prompt is not None:
+        return [prompt] * count
+    if model.domain.conditional:
+        return model.domain.prompts(settings.split, count)
+    return [Example(target=[]) for _ in range(count)]
+
+
+def generate(model: Model, settings: SampleConfig, *, seed: int = 0,
+             device: str | torch.device = "cpu", prompt: Example | None = None,
+             trajectory: bool = False) -> Iterator[tuple[list[Generated], object]]:
+    """Yield samples batch by batch (memory stays bounded however many are asked for).
+
+    Yields:
+        ``(samples, output)`` per sampler batch: the :class:`Generated` samples and the
+        raw :class:`loflex.sampler.SampleOutput` (with its trajectory when asked).
+    """
+    from loflex import sampler
+
+    prompts = sampling_prompts(model, settings, settings.num_samples, prompt)
+    rng = torch.Generator(device=device).manual_seed(seed)
+    was_training = (model.generator.training, model.order.training)
+    model.generator.eval()
+    model.order.eval()
+    try:
+        for start in range(0, len(prompts), settings.batch_size):
+            chunk = prompts[start:start + settings.batch_size]
+            with torch.no_grad():
+                out = sampler.sample(model.generator, model.order, chunk, settings,
+                                     constrain_logits=_constraint(model), rng=rng,
+                                     record_trajectory=trajectory, device=device)
+            samples = out.generated()
+            for sample, example in zip(samples, chunk):
+                sample.reference = example if example.target else None
+            yield samples, out
+    finally:
+        model.generator.train(was_training[0])
+        model.order.train(was_training[1])
+
+
+def _constraint(model: Model):
+    from loflex.domain import Domain
+
+    if type(model.domain).constrain_logits is Domain.constrain_logits:
+        return None
+    return model.domain.constrain_logits
+
+
+def generate_all(model: Model, settings: SampleConfig, **kwargs) -> list[Generated]:
+    """Return all samples of :func:`generate` as one list."""
+    return [s for samples, _ in generate(model, settings, **kwargs) for s in samples]
+
+
+def check_prompt_fits(model: Model, prompt: Example, max_length: int) -> None:
+    """Raise a clear error when a prompt leaves no room to generate."""
+    needed = len(prompt.prompt) + (1 if prompt.prompt and prompt.bos else 0) + 2
+    if needed > max_length:
+        raise LoflexError(
+            f"the prompt has {len(prompt.prompt)} tokens but the model's maximum length is "
+            f"{max_length}; shorten the prompt or raise sample.max_length"
+        )

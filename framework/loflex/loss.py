@@ -1,0 +1,293 @@
+"""Training objective: generator loss, order-policy (REINFORCE) surrogate and regulariser.
+
+For one noisy sample z_t (method.md 3.1), with D(p, q) = q - p + p log(p/q):
+
+    L = 1/max(1, #masked) sum_masked [-lambda_um^phi log K^theta(z_1) + D(lambda_um^phi, lambda_um^theta)]
+        + 1/L_max sum_slots D(Lambda_i^phi, b_in^theta_i h(t)).
+
+A learned order draws two samples per sequence and minimises (method.md 3.2)
+
+    J = mean_B [ (L_1 + L_2)/2 + w_RF (1/2) sg(L_1 - L_2)(log p_1 - log p_2) + R ],
+
+with no stop-gradient on the targets, so the order also gets the pathwise gradient.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from loflex import schedule
+from loflex.batch import Batch
+from loflex.errors import ConfigError
+from loflex.generator import Prediction
+from loflex.order import EventTimes, OrderDynamics, TokenRates
+from loflex.process import NoisyBatch, noise, state_log_prob
+
+Normalisation = Literal["per-sequence", "flexmdm"]
+NORMALISATIONS = ("per-sequence", "flexmdm")
+CLAMP = {"per-sequence": 1e-9, "flexmdm": 1e-6}
+
+
+@dataclass
+class GeneratorLoss:
+    """Per-sequence generator loss terms, (B,) each."""
+
+    unmask: torch.Tensor
+    insertion: torch.Tensor
+
+    @property
+    def total(self) -> torch.Tensor:
+        """(B,) unmask + insertion."""
+        return self.unmask + self.insertion
+
+
+@dataclass
+class LossTerms:
+    """The scalar training loss and detached values for logging.
+
+    Attributes:
+        loss: scalar tensor to backpropagate, J.
+        unmask: mean unmasking loss (averaged over the samples).
+        insertion: mean insertion loss (averaged over the samples).
+        reinforce: mean REINFORCE surrogate (its value, not its gradient).
+        regulariser: mean order regulariser R.
+        loss_theta: mean generator loss (L_1 + L_2)/2.
+        advantage_max: max |L_1 - L_2| over the batch.
+        log_p_diff_max: max |log p_1 - log p_2| over the batch.
+    """
+
+    loss: torch.Tensor
+    unmask: float
+    insertion: float
+    reinforce: float
+    regulariser: float
+    loss_theta: float
+    advantage_max: float
+    log_p_diff_max: float
+
+
+def bregman(p: torch.Tensor, q: torch.Tensor, eps: float = 1e-9) -> torch.Tensor:
+    """Return D(p, q) = q - p + p (log p - log q), both arguments clamped to >= ``eps``."""
+    p = p.clamp(min=eps)
+    q = q.clamp(min=eps)
+    return q - p + p * (torch.log(p) - torch.log(q))
+
+
+def _check_normalisation(normalisation: str) -> None:
+    if normalisation not in NORMALISATIONS:
+        raise ConfigError(
+            f"unknown loss normalisation '{normalisation}'; use one of {', '.join(NORMALISATIONS)}"
+        )
+
+
+def generator_loss(
+    noisy: NoisyBatch,
+    prediction: Prediction,
+    hazard_um_target: torch.Tensor,
+    base_h: torch.Tensor,
+    length_scale: float,
+    learn_unmask: bool,
+    normalisation: Normalisation = "per-sequence",
+) -> GeneratorLoss:
+    """Return the per-sequence Bregman generator loss of one noisy sample.
+
+    Args:
+        noisy: the noisy batch (slots L').
+        prediction: the generator's output on ``noisy.x_t``; (B, L') logits over all V
+            columns and rates (extra slots beyond L' are ignored).
+        hazard_um_target: (B, L) target unmask hazards lambda_um^phi on z_1 positions.
+        base_h: (B,) h(t); the predicted rates are ``insert_rate * h`` and
+            ``unmask_rate * h`` (the constant ``h`` when not ``learn_unmask``).
+        length_scale: L_max, the insertion sum's divisor (per-sequence normalisation).
+        learn_unmask: whether the generator predicts the unmask multiplier.
+        normalisation: "per-sequence" (LoFlexMDM: unmask / max(1, #masked), insertion /
+            L_max, clamps 1e-9) or "flexmdm" (both sums / L, the z_1 width, so that the
+            batch mean divides by B L; insertion D(Lambda/h, b_in^theta) h with clamps 1e-6).
+
+    Returns:
+        :class:`GeneratorLoss` with ``unmask`` and ``insertion``, (B,) each.
+    """
+    _check_normalisation(normalisation)
+    eps = CLAMP[normalisation]
+    width = noisy.x_t.shape[1]
+    h = base_h.reshape(-1, 1)  # (B, 1)
+    log_k = F.log_softmax(prediction.logits[:, :width], dim=-1)  # (B, L', V)
+    log_k = torch.gather(log_k, 2, noisy.target[..., None]).squeeze(-1)  # (B, L')
+    lam_phi = torch.gather(hazard_um_target, 1, noisy.s_t)  # (B, L')
+    if learn_unmask:
+        assert prediction.unmask_rate is not None, "the generator must predict unmask_rate"
+        lam_theta = prediction.unmask_rate[:, :width] * h  # (B, L')
+    else:
+        lam_theta = h.expand_as(lam_phi)
+    per_slot = -lam_phi * log_k + bregman(lam_phi, lam_theta, eps)  # (B, L')
+    unmask = torch.where(noisy.mask_slots, per_slot, torch.zeros_like(per_slot)).sum(-1)
+    insert_rate = prediction.insert_rate[:, :width]  # (B, L')
+    if normalisation == "flexmdm":
+        div = bregman(noisy.gap_rates / h, insert_rate, eps) * h  # (B, L')
+    else:
+        div = bregman(noisy.gap_rates, insert_rate * h, eps)  # (B, L')
+    insertion = torch.where(noisy.real, div, torch.zeros_like(div)).sum(-1)
+    if normalisation == "flexmdm":
+        full = noisy.dropped.shape[1]
+        return GeneratorLoss(unmask / full, insertion / full)
+    count = noisy.mask_slots.sum(-1).clamp(min=1).to(unmask.dtype)
+    return GeneratorLoss(unmask / count, insertion / length_scale)
+
+
+def sample_t(
+    n: int,
+    normalisation: Normalisation,
+    rng: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Draw stratified training times (n,) for the given normalisation's recipe."""
+    dtype = torch.get_default_dtype()
+    if normalisation == "flexmdm":
+        return schedule.flexmdm_times(n, rng, dtype, device)
+    return schedule.loflexmdm_times(n, rng, dtype, device)
+
+
+def sample_event_times(
+    order: OrderDynamics, rates: TokenRates, rng: torch.Generator | None = None
+) -> EventTimes:
+    """Draw event times from ``order``, passing ``rng`` when its ``sample_times`` takes one."""
+    if rng is not None and "generator" in inspect.signature(order.sample_times).parameters:
+        return order.sample_times(rates, generator=rng)
+    return order.sample_times(rates)
+
+
+def training_loss(
+    batch: Batch,
+    generator: torch.nn.Module,
+    order: OrderDynamics,
+    *,
+    length_scale: float,
+    normalisation: Normalisation = "per-sequence",
+    rng: torch.Generator | None = None,
+) -> LossTerms:
+    """Return the training objective J of one clean batch (method.md 3.2, checklist 10).
+
+    Draws stratified t, runs the order once, draws two event-time sets for a learned
+    order (one for a fixed order) and evaluates :func:`objective`.
+
+    Args:
+        batch: clean batch x_1 (B, L).
+        generator: maps (x_t, t, real) to a :class:`~loflex.generator.Prediction`.
+        order: the order dynamics.
+        length_scale: L_max of the per-sequence insertion normaliser.
+        normalisation: "per-sequence" (LoFlexMDM) or "flexmdm" (the baseline's).
+        rng: optional generator for t and the event times.
+    """
+    _check_normalisation(normalisation)
+    t = sample_t(len(batch), normalisation, rng, batch.x_1.device)
+    rates = order(batch, t)
+    draws = [sample_event_times(order, rates, rng) for _ in range(2 if order.learned else 1)]
+    return objective(
+        batch, generator, order, rates, t, draws,
+        length_scale=length_scale, normalisation=normalisation,
+    )
+
+
+def objective(
+    batch: Batch,
+    generator: torch.nn.Module,
+    order: OrderDynamics,
+    rates: TokenRates,
+    t: torch.Tensor,
+    draws: list[EventTimes],
+    *,
+    length_scale: float,
+    normalisation: Normalisation = "per-sequence",
+) -> LossTerms:
+    """Return J given the times, the order's rates and the drawn event times.
+
+    One draw gives the fixed-order loss J = mean_B L; two draws give the learned-order
+    objective with the leave-one-out REINFORCE term and the regulariser. All samples go
+    through the generator in one forward pass.
+    """
+    _check_normalisation(normalisation)
+    assert len(draws) in (1, 2), "objective takes one or two event-time draws"
+    h = order.base_hazard(t)  # (B,)
+    hazard_in, hazard_um = order.hazards(rates, t)  # (B, L) each
+    noisy = [noise(batch, times, t, hazard_in) for times in draws]
+    predictions = predict(generator, noisy, t)
+    learn_unmask = order.learns_unmask(order.options)
+    losses = [
+        generator_loss(n, p, hazard_um, h, length_scale, learn_unmask, normalisation)
+        for n, p in zip(noisy, predictions)
+    ]
+    if len(draws) == 1:
+        return _fixed_terms(losses[0])
+    log_probs = order.state_log_probs(rates, t)
+    log_p = [state_log_prob(log_probs, n, batch.free) for n in noisy]
+    reg = order.regulariser(rates, batch.free)  # (B,)
+    weight = getattr(order, "reinforce_weight", 1.0)
+    return policy_terms(losses, log_p, reg, weight)
+
+
+def predict(generator: torch.nn.Module, noisy: list[NoisyBatch], t: torch.Tensor) -> list[Prediction]:
+    """Run the generator once on all noisy batches (padded to a common width) and split."""
+    width = max(n.x_t.shape[1] for n in noisy)
+    padded = [n.padded(width) for n in noisy]
+    x_t = torch.cat([n.x_t for n in padded])  # (K B, W)
+    real = torch.cat([n.real for n in padded])  # (K B, W)
+    out = generator(x_t, t.repeat(len(noisy)), real)
+    size = t.shape[0]
+    return [_rows(out, k * size, (k + 1) * size) for k in range(len(noisy))]
+
+
+def _rows(out: Prediction, start: int, stop: int) -> Prediction:
+    unmask = None if out.unmask_rate is None else out.unmask_rate[start:stop]
+    return Prediction(out.logits[start:stop], out.insert_rate[start:stop], unmask)
+
+
+def _fixed_terms(loss: GeneratorLoss) -> LossTerms:
+    total = loss.total.mean()
+    value = float(total.detach())
+    return LossTerms(
+        loss=total,
+        unmask=float(loss.unmask.detach().mean()),
+        insertion=float(loss.insertion.detach().mean()),
+        reinforce=0.0,
+        regulariser=0.0,
+        loss_theta=value,
+        advantage_max=0.0,
+        log_p_diff_max=0.0,
+    )
+
+
+def policy_terms(
+    losses: list[GeneratorLoss],
+    log_p: list[torch.Tensor],
+    regulariser: torch.Tensor,
+    reinforce_weight: float = 1.0,
+) -> LossTerms:
+    """Combine two samples into J = mean_B[(L1+L2)/2 + w (1/2) sg(L1-L2)(lp1-lp2) + R].
+
+    Args:
+        losses: the two samples' generator losses, (B,) terms each.
+        log_p: the two samples' state log-probabilities log p_t(z_t | z_1), (B,) each.
+        regulariser: (B,) the order's regulariser R.
+        reinforce_weight: w_RF.
+    """
+    l1, l2 = losses[0].total, losses[1].total
+    advantage = (l1 - l2).detach()  # (B,)
+    log_p_diff = log_p[0] - log_p[1]  # (B,)
+    loss_theta = 0.5 * (l1 + l2)
+    reinforce = 0.5 * advantage * log_p_diff
+    total = (loss_theta + reinforce_weight * reinforce + regulariser).mean()
+    return LossTerms(
+        loss=total,
+        unmask=float(0.5 * (losses[0].unmask.mean() + losses[1].unmask.mean()).detach()),
+        insertion=float(0.5 * (losses[0].insertion.mean() + losses[1].insertion.mean()).detach()),
+        reinforce=float(reinforce.detach().mean()),
+        regulariser=float(regulariser.detach().mean()),
+        loss_theta=float(loss_theta.detach().mean()),
+        advantage_max=float(advantage.abs().max()),
+        log_p_diff_max=float(log_p_diff.detach().abs().max()),
+    )

@@ -1,0 +1,333 @@
+"""The training loop: one readable function, plus checkpoint and device helpers.
+
+``loflex train`` and ``torchrun --nproc-per-node N -m loflex.cli train`` both end here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import signal
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from loflex import checkpoint as ckpt
+from loflex import loss as losses
+from loflex.assemble import Model, assemble
+from loflex.batch import Batch, collate
+from loflex.config import Run, run_to_toml
+from loflex.data import BatchStream, Position
+from loflex.errors import CheckpointError, ConfigError, TrainingError
+from loflex.optim import EMA, lr_factor, make_optimizer, named_parameters, state_tensors
+
+
+@dataclass
+class TrainResult:
+    """What a finished (or interrupted) training run reached."""
+
+    run_dir: Path
+    step: int
+    last_loss: float
+    stopped_by: str  # "steps" | "time" | "signal"
+    wall_seconds: float
+
+
+class Objective(nn.Module):
+    """Generator + order as one module, so DDP sees one forward per step."""
+
+    def __init__(self, model: Model, length_scale: float, normalisation: str):
+        super().__init__()
+        self.generator, self.order = model.generator, model.order
+        self.length_scale, self.normalisation = length_scale, normalisation
+
+    def forward(self, batch: Batch, rng: torch.Generator | None = None) -> losses.LossTerms:
+        return losses.training_loss(batch, self.generator, self.order,
+                                    length_scale=self.length_scale,
+                                    normalisation=self.normalisation, rng=rng)
+
+
+def pick_device(name: str) -> torch.device:
+    """Resolve ``auto`` to cuda when available, else cpu."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"train.device is '{name}' but no CUDA device is available; use cpu")
+    return torch.device(name)
+
+
+def distributed() -> tuple[int, int]:
+    """Initialise torch.distributed under torchrun; return (rank, world size)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+    return dist.get_rank(), world
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class StopFlag:
+    """Set by SIGINT/SIGTERM: the loop finishes the current step, checkpoints and exits."""
+
+    def __init__(self) -> None:
+        self.raised = False
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> StopFlag:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.raised = True
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def prepare_run_dir(run: Run, run_dir: Path, resume: bool) -> None:
+    """Create the run directory, refusing to overwrite an existing run unless resuming."""
+    has_checkpoints = any((run_dir / "checkpoints").glob("step-*"))
+    if has_checkpoints and not resume:
+        raise ConfigError(
+            f"run directory '{run_dir}' already holds checkpoints; pass --resume to continue it "
+            "or choose another -o"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not resume or not (run_dir / "config.toml").exists():
+        ckpt.atomic_write_text(run_dir / "config.toml", run_to_toml(run))
+
+
+def log_line(path: Path, record: dict) -> None:
+    """Append one JSON line to ``metrics.jsonl`` (flushed; never rewrites earlier lines)."""
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record) + "\n")
+        handle.flush()
+
+
+def train(run: Run, run_dir: str | Path, *, resume: bool = False, progress: bool = True,
+          cache_dir: Path | None = None) -> TrainResult:
+    """Train ``run`` into ``run_dir`` (resumable, DDP-aware) and return where it stopped."""
+    cfg = run.train
+    run_dir = Path(run_dir)
+    rank, world = distributed()
+    device = pick_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if rank == 0:
+        prepare_run_dir(run, run_dir, resume)
+    seed_everything(run.seed + rank)
+
+    restored = _latest_checkpoint(run_dir) if resume else None
+    model = assemble(run, domain_state=restored.state["domain"] if restored else None,
+                     cache_dir=cache_dir)
+    model.generator.to(device)
+    model.order.to(device)
+    modules = model.modules()
+    objective = Objective(model, float(model.domain.max_length), cfg.loss_normalisation)
+    optimizer = make_optimizer(list(modules.values()), cfg)
+    ema = EMA(named_parameters(modules), cfg.ema) if cfg.ema > 0 else None
+    stream = BatchStream(model.domain.examples("train"), cfg.batch_size, run.seed,
+                         cfg.length_buckets, rank, world, cfg.num_workers)
+    noise_rng = torch.Generator(device=device).manual_seed(run.seed * 7919 + rank)
+    step, nonfinite = 0, 0
+    if restored is not None:
+        step = _restore(restored, modules, optimizer, ema, stream, noise_rng)
+    step_fn = objective
+    if world > 1:
+        step_fn = nn.parallel.DistributedDataParallel(objective, find_unused_parameters=True)
+    if cfg.compile:
+        step_fn = torch.compile(step_fn)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16,
+                              enabled=cfg.precision == "bf16" and device.type == "cuda")
+    metrics_path = run_dir / "metrics.jsonl"
+    valid = _validation_batches(model, cfg.batch_size, cfg.eval_batches) if cfg.eval_every else []
+    start, last_loss, stopped_by = time.time(), math.nan, "steps"
+    bar = _progress(progress and rank == 0, cfg.steps, step)
+    batches = iter(stream)
+    with StopFlag() as stop:
+        while step < cfg.steps:
+            for group in optimizer.param_groups:
+                group["lr"] = cfg.lr * lr_factor(step, cfg)
+            batch = next(batches).to(device)
+            t0 = time.perf_counter()
+            with autocast:
+                terms = step_fn(batch, noise_rng)
+            optimizer.zero_grad(set_to_none=True)
+            terms.loss.backward()
+            grad_norm = _clip(optimizer, cfg.grad_clip)
+            if not (math.isfinite(float(terms.loss)) and math.isfinite(grad_norm)):
+                nonfinite += 1
+                optimizer.zero_grad(set_to_none=True)
+                if nonfinite >= cfg.max_nonfinite_steps:
+                    raise TrainingError(
+                        f"{nonfinite} consecutive steps had a non-finite loss or gradient "
+                        f"(last at step {step}); lower train.lr or raise train.grad_clip, then "
+                        "resume from the last checkpoint with --resume"
+                    )
+            else:
+                nonfinite = 0
+                optimizer.step()
+                if ema is not None:
+                    ema.update(named_parameters(modules))
+            step += 1
+            last_loss = float(terms.loss)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{last_loss:.3f}")
+            if rank == 0 and (step % cfg.log_every == 0 or step == cfg.steps):
+                record = {"step": step, "lr": optimizer.param_groups[0]["lr"],
+                          "grad_norm": grad_norm, "step_seconds": time.perf_counter() - t0,
+                          "elapsed": time.time() - start, "skipped_nonfinite": nonfinite,
+                          **_scalars(terms)}
+                log_line(metrics_path, record)
+            if rank == 0 and cfg.eval_every and step % cfg.eval_every == 0:
+                log_line(metrics_path, {"step": step, "valid_loss": _validate(objective, valid,
+                                                                               device, run.seed)})
+            if rank == 0 and cfg.sample_every and step % cfg.sample_every == 0:
+                log_line(metrics_path, {"step": step, **_sample_metrics(model, run, ema, device)})
+            timed_out = cfg.time_limit_minutes and time.time() - start > 60 * cfg.time_limit_minutes
+            if stop.raised or timed_out:
+                stopped_by = "signal" if stop.raised else "time"
+                break
+            if rank == 0 and cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+                _save(run, run_dir, step, model, optimizer, ema, stream.position, noise_rng)
+    if bar is not None:
+        bar.close()
+    if rank == 0:
+        _save(run, run_dir, step, model, optimizer, ema, stream.position, noise_rng)
+    if world > 1:
+        dist.barrier()
+    return TrainResult(run_dir, step, last_loss, stopped_by, time.time() - start)
+
+
+def _progress(enabled: bool, total: int, initial: int):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc="train", dynamic_ncols=True, leave=False)
+
+
+def _clip(optimizer: torch.optim.Optimizer, max_norm: float) -> float:
+    params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+    if not params:
+        return 0.0
+    if max_norm > 0:
+        return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+    return float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params])))
+
+
+def _scalars(terms: losses.LossTerms) -> dict[str, float]:
+    out = {}
+    for key, value in asdict(terms).items():
+        if torch.is_tensor(value):
+            value = float(value.detach())
+        if isinstance(value, (int, float)):
+            out[key] = float(value)
+    return out
+
+
+def _validation_batches(model: Model, batch_size: int, count: int) -> list[Batch]:
+    examples = list(model.domain.examples("valid"))
+    if not examples:
+        return []
+    chunks = [examples[i:i + batch_size] for i in range(0, len(examples), batch_size)]
+    return [collate(chunk) for chunk in chunks[:count]]
+
+
+@torch.no_grad()
+def _validate(objective: Objective, batches: list[Batch], device: torch.device, seed: int) -> float:
+    """Mean loss over fixed validation batches with a fixed noise seed (comparable over time)."""
+    if not batches:
+        return math.nan
+    was_training = objective.training
+    objective.eval()
+    rng = torch.Generator(device=device).manual_seed(seed + 12345)
+    total = sum(float(objective(b.to(device), rng).loss) for b in batches) / len(batches)
+    objective.train(was_training)
+    return total
+
+
+def _sample_metrics(model: Model, run: Run, ema: EMA | None, device: torch.device) -> dict:
+    from loflex.inference import generate_all, swapped_weights
+
+    settings = run.sample.model_copy(update={"num_samples": run.train.sample_count})
+    with swapped_weights(model, ema.shadow if ema is not None else None):
+        samples = generate_all(model, settings, seed=run.seed, device=device)
+    return {f"sample/{k}": v for k, v in model.domain.metrics(samples).items()}
+
+
+def _latest_checkpoint(run_dir: Path) -> ckpt.Checkpoint:
+    try:
+        return ckpt.load(run_dir, with_optim=True)
+    except CheckpointError as exc:
+        raise CheckpointError(f"cannot resume '{run_dir}': {exc.message}") from None
+
+
+def _save(run: Run, run_dir: Path, step: int, model: Model, optimizer, ema: EMA | None,
+          position: Position, noise_rng: torch.Generator) -> None:
+    from loflex.registry import owner
+    from loflex.domain import Domain
+    from loflex.generator import Generator
+    from loflex.order import OrderDynamics
+
+    optim_tensors, optim_meta = ckpt.flatten_optimizer(optimizer.state_dict())
+    optim_tensors["rng.torch"] = torch.get_rng_state()
+    optim_tensors["rng.noise"] = noise_rng.get_state()
+    owners = {}
+    for base, spec in ((Domain, run.domain), (Generator, run.generator), (OrderDynamics, run.order)):
+        reg = owner(base, spec.name)
+        owners[spec.name] = {"plugin": reg.plugin, "distribution": reg.distribution}
+    state = {"step": step, "domain": model.domain.state_dict(), "optimizer": optim_meta,
+             "position": asdict(position), "ema_updates": ema.updates if ema else 0,
+             "python_random": _encode_random_state(), "owners": owners}
+    directory = run_dir / "checkpoints" / f"step-{step:08d}"
+    ckpt.save(directory, run=run.model_dump(mode="json"), state=state,
+              model=state_tensors(model.modules()),
+              ema=dict(ema.shadow) if ema is not None else None, optim=optim_tensors)
+    ckpt.atomic_write_text(run_dir / "checkpoints" / ckpt.LATEST, directory.name + "\n")
+    ckpt.keep_last(run_dir / "checkpoints", run.train.keep_checkpoints)
+
+
+def _restore(restored: ckpt.Checkpoint, modules: dict[str, nn.Module], optimizer, ema,
+             stream: BatchStream, noise_rng: torch.Generator) -> int:
+    from loflex.inference import load_weights
+
+    load_weights(modules, restored.model, restored.path)
+    tensors = dict(restored.optim or {})
+    torch.set_rng_state(tensors.pop("rng.torch"))
+    noise_rng.set_state(tensors.pop("rng.noise"))
+    optimizer.load_state_dict(ckpt.unflatten_optimizer(tensors, restored.state["optimizer"]))
+    if ema is not None and restored.ema is not None:
+        ema.shadow = {k: v.clone() for k, v in restored.ema.items()}
+        ema.updates = restored.state.get("ema_updates", 0)
+    stream.position = Position(**restored.state["position"])
+    random.setstate(_decode_random_state(restored.state["python_random"]))
+    return restored.step
+
+
+def _encode_random_state() -> list:
+    version, internal, gauss = random.getstate()
+    return [version, list(internal), gauss]
+
+
+def _decode_random_state(data: list) -> tuple:
+    version, internal, gauss = data
+    return (version, tuple(internal), gauss)

@@ -1,0 +1,59 @@
+"""The ``star-oracle`` order: a fixed order that grows star paths from both ends inward."""
+
+from __future__ import annotations
+
+import torch
+from loflex import config
+from loflex.batch import Batch
+from loflex.errors import ConfigError
+from loflex.order import KumaraswamyOrder, TokenRates
+from pydantic import Field
+
+
+class StarOracleOrder(KumaraswamyOrder):
+    """A parameter-free Kumaraswamy order (a = 1, b_um = 1) that inserts far edges first.
+
+    Per target token with junction distance ``d`` (``Batch.side``, as the ``star-graph``
+    domain provides it) and row maximum ``d_max``:
+
+        b_in = exp(sharpness * (d / d_max - 1/2)),
+
+    so with a = 1, ``F_in(t) = 1 - (1 - t)^b_in`` and ``E[T_in] = 1 / (1 + b_in)``: the
+    path ends (largest ``d``) are inserted earliest, the edges touching the junction last.
+    Prompt, BOS, EOS and pad positions get b = 1 (the process ignores them). A row whose
+    distances are all equal gets b_in = 1 everywhere (the uniform FlexMDM order).
+    """
+
+    name = "star-oracle"
+    learned = False
+    a = 1.0
+
+    class Options(config.Options):
+        sharpness: float = Field(
+            4.0, ge=0, description="Spread of log b_in between the junction edge (-s/2) and "
+            "the path ends (+s/2); 0 gives the uniform order.",
+        )
+
+    def forward(self, batch: Batch, t: torch.Tensor) -> TokenRates:
+        """Return ``b_in`` from the junction distances in ``batch.side`` and ``b_um`` = 1.
+
+        Args:
+            batch: clean batch whose ``side`` (B, L) holds junction distances.
+            t: (B,) times (unused: the oracle does not depend on t).
+
+        Raises:
+            ConfigError: the domain provides no side information.
+        """
+        if batch.side is None:
+            raise ConfigError(
+                "order 'star-oracle' needs a domain that provides per-token side "
+                "information, e.g. star-graph; use such a domain or another order"
+            )
+        dtype = t.dtype if t.is_floating_point() else torch.float32
+        free = batch.free  # (B, L)
+        side = torch.where(free, batch.side.to(dtype), torch.zeros((), dtype=dtype))  # (B, L)
+        d_max = side.amax(dim=1, keepdim=True)  # (B, 1)
+        frac = torch.where(d_max > 0, side / d_max.clamp_min(1e-12), torch.full_like(side, 0.5))
+        b_in = torch.exp(self.options.sharpness * (frac - 0.5))  # (B, L)
+        b_in = torch.where(free, b_in, torch.ones_like(b_in))
+        return TokenRates(b_in=b_in, b_um=torch.ones_like(b_in))

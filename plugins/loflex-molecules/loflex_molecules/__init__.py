@@ -1,0 +1,1 @@
+"""loflex plugin package."""

@@ -1,0 +1,3 @@
+"""Hook implementations of this plugin."""
+
+from loflex.hookspecs import hookimpl  # noqa: F401

@@ -1,0 +1,24 @@
+"""Core tests run with only the built-in plugins (LOFLEX_LOAD_PLUGINS=""), plus in-test ones."""
+
+from __future__ import annotations
+
+import pytest
+
+from loflex import plugins
+
+
+@pytest.fixture(autouse=True)
+def builtins_only(monkeypatch):
+    monkeypatch.setenv("LOFLEX_LOAD_PLUGINS", "")
+    plugins.reset()
+    yield
+    plugins.reset()
+
+
+@pytest.fixture
+def toy():
+    """Register the toy domain for one test."""
+    from loflex.testing import ToyPlugin, registered
+
+    with registered(ToyPlugin(), name="toy"):
+        yield
