@@ -16,7 +16,7 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml plugins/loflex-graphs/pyproject.toml plugins/loflex-molecules/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q --upgrade pip "setuptools>=68"
 	$(BIN)/python -m pip install -q "$(LOFLEX_TORCH)"
 	$(BIN)/python -m pip install -q -e ".[test]" -e plugins/loflex-graphs -e plugins/loflex-molecules
 	touch $(STAMP)

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-
 from loflex import ConfigError, UnknownComponentError, load_run
 from loflex.config import apply_overrides, dumps_toml, parse_override, run_to_toml
 from loflex.errors import LoflexError

@@ -5,8 +5,15 @@ import sys
 import types
 
 import pytest
-
-from loflex import Domain, Generator, OrderDynamics, PluginError, UnknownComponentError, plugins, registry
+from loflex import (
+    Domain,
+    Generator,
+    OrderDynamics,
+    PluginError,
+    UnknownComponentError,
+    plugins,
+    registry,
+)
 from loflex.hookspecs import hookimpl
 from loflex.order import KumaraswamyOrder
 from loflex.testing import ToyDomain, registered

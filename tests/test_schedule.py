@@ -6,14 +6,13 @@ import math
 
 import pytest
 import torch
-from vectors import close, section
-
 from loflex import schedule as S
+from vectors import close, section
 
 F64 = torch.float64
 
 
-def _per_a(inputs: dict, *names: str):
+def _per_a(inputs: dict):
     """Yield (a, mask) so that each reference grid is evaluated with a Python float a."""
     for a in inputs["a"].unique().tolist():
         yield a, inputs["a"] == a
@@ -181,8 +180,8 @@ def test_closed_forms_by_numerical_integration():
 
 def test_hazard_is_density_over_survival():
     gen = torch.Generator().manual_seed(1)
-    t = torch.rand(500, generator=gen, dtype=F64) * 0.98 + 0.01
-    b = torch.rand(500, generator=gen, dtype=F64) * 10 + 0.1
+    t = torch.rand(500, generator=gen, dtype=F64) * 0.89 + 0.01
+    b = torch.rand(500, generator=gen, dtype=F64) * 5 + 0.1
     for a in (1.0, 1.7, 5.0):
         close(S.hazard(t, a, b), S.density(t, a, b) / (1 - S.cdf(t, a, b)), rtol=1e-8)
         # the density is the numerical derivative of the CDF
@@ -227,8 +226,62 @@ def test_log1mexp():
     y = S.log1mexp(x)
     expected = torch.log(1 - torch.exp(x[:4].detach()))
     close(y[:4], expected, rtol=1e-12)
-    assert float(y[4]) == pytest.approx(math.log(1e-7), rel=1e-6)  # clamped at x = -1e-7
-    assert math.isnan(float(y[5]))
+    assert float(y[4].detach()) == pytest.approx(math.log(1e-7), rel=1e-6)  # clamped at x = -1e-7
+    assert math.isnan(float(y[5].detach()))
     (g,) = torch.autograd.grad(y[:5].sum(), x)
     close(g[:4], -1 / torch.expm1(-x[:4].detach()), rtol=1e-12)
     assert float(g[5]) == 0.0
+
+
+SCENARIOS = ["A_paper_recipe_a1_bum1", "B_a2_learned_bum", "C_a5_learned_bum"]
+TERMS = {
+    "mean_term": (1.0, 0.0, 0.0),
+    "boundary_term": (0.0, 1.0, 0.0),
+    "kl_term": (0.0, 0.0, 1.0),
+    "total": (1.0, 1.0, 1.0),
+}
+
+
+@pytest.mark.parametrize("case", SCENARIOS)
+def test_vectors_regulariser(case):
+    vec = section("scenarios", case)
+    i, reg = vec["inputs"], vec["outputs"]["regularizer"]
+    a = i["a"]
+    free = (i["z_1"] != 0) & (i["fixed"] == 0)
+    b_in = i["b_ins_phi"].clone().requires_grad_()
+    b_um = i["b_unmask_phi"].clone().requires_grad_()
+    for name, (wm, wb, wk) in TERMS.items():
+        ins = S.schedule_regulariser(a, b_in, free, reg["t_grid_insertion"], wm, wb, wk)
+        um = S.schedule_regulariser(a, b_um, free, reg["t_grid_unmasking"], wm, wb, wk)
+        close(ins, reg[name]["insertion_schedule_part"])
+        close(um, reg[name]["unmasking_schedule_part"])
+        close(ins + um, reg[name]["value"])
+    g_in, g_um = torch.autograd.grad((ins + um).sum(), (b_in, b_um))
+    close(g_in, reg["total"]["grad_b_ins_phi"])
+    close(g_um, reg["total"]["grad_b_unmask_phi"])
+
+
+def test_regulariser_closed_forms_by_hand():
+    """Uniform rates (a = b = 1) cost nothing; b = 2 at a = 1 has hand-computable terms."""
+    free = torch.tensor([[True, True, False]])
+    grid = torch.tensor([0.25, 0.5], dtype=F64)
+    one = torch.ones(1, 3, dtype=F64)
+    assert float(S.schedule_regulariser(1.0, one, free, grid).abs().max()) < 1e-15
+    two = torch.full((1, 3), 2.0, dtype=F64)
+    # F(t) = 1 - (1 - t)^2: F(0.25) = 0.4375, F(0.5) = 0.75; the mean divides by count + 1e-9
+    shrink = 2 / (2 + 1e-9)
+    mean = (0.4375 * shrink - 0.25) ** 2 + (0.75 * shrink - 0.5) ** 2
+    assert float(S.mean_regulariser(1.0, two, free, grid)) == pytest.approx(mean, rel=1e-12)
+    # F(0.01) = 1 - 0.99^2 = 0.0199 -> relu(0.0099)^2 per free token; upper hinge inactive
+    assert float(S.boundary_regulariser(1.0, two, free)) == pytest.approx(
+        2 * 0.0099**2, rel=1e-9)
+    # KL(Kuma(1, 2) || U) = log 2 - 1/2, averaged over 2 tokens with count + 1e-9
+    kl = (math.log(2) - 0.5) * 2 / (2 + 1e-9)
+    assert float(S.kl_regulariser(1.0, two, free)) == pytest.approx(kl, rel=1e-12)
+
+
+def test_regulariser_grid_is_stratified():
+    grid = S.regulariser_grid(torch.Generator().manual_seed(0), F64)
+    assert grid.shape == (100,)
+    width = (1 - 2e-4) / 100
+    assert torch.equal(torch.floor((grid - 1e-4) / width), torch.arange(100, dtype=F64))

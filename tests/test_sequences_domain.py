@@ -278,6 +278,8 @@ def test_unconditional_metrics_hand_computed(tmp_path):
     # |F_s - F_d| is 1/3 on [1,2), 2/3 on [2,3), 1/3 on [3,4)
     assert m["length_wasserstein"] == pytest.approx(4 / 3)
     assert "exact_match" not in m
+    with_reference = [Generated(tokens=domain.encode("C"), reference=domain.examples("train")[0])]
+    assert domain.metrics(with_reference)["uniqueness"] == 1.0  # no prompts: no exact match
 
 
 def test_exact_match_against_references(tmp_path):
@@ -336,9 +338,16 @@ def test_trains_from_one_command_line(tmp_path):
                               "--set", f"domain.options.path={data}"]
     for item in tiny:
         cmd += ["--set", item]
+    env = {**os.environ, "LOFLEX_LOAD_PLUGINS": ""}
     result = subprocess.run(cmd + ["-o", str(run_dir)], capture_output=True, text=True,
-                            timeout=300, env={**os.environ, "LOFLEX_LOAD_PLUGINS": ""})
+                            timeout=300, env=env)
     assert result.returncode == 0, result.stderr
     assert (run_dir / "config.toml").is_file()
     assert (run_dir / "checkpoints" / "latest").is_file()
     assert str(data) in (run_dir / "config.toml").read_text()
+    scores = tmp_path / "metrics.json"
+    result = subprocess.run(loflex_command() + ["evaluate", str(run_dir), "-n", "8", "--steps",
+                                                "8", "-o", str(scores)],
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "uniqueness" in scores.read_text() and "length_wasserstein" in scores.read_text()

@@ -56,7 +56,8 @@ class TrainConfig(Options):
         10, gt=0, description="Stop after this many consecutive non-finite steps."
     )
     time_limit_minutes: float | None = Field(
-        None, gt=0, description="Stop training (with a checkpoint) after this wall time."
+        None, gt=0, description="Stop (with a checkpoint) after this many minutes spent in "
+        "optimiser steps (validation, sampling and checkpoints not counted; kept across resumes)."
     )
     device: str = Field("auto", description="'auto', 'cpu', 'cuda' or 'cuda:N'.")
     precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16 autocast on GPU.")
@@ -167,6 +168,9 @@ def validate_run(data: dict[str, Any]) -> Run:
 
     if not isinstance(data, dict):
         raise ConfigError("a run config must be a table of sections (domain, order, ...)")
+    for section, default in (("order", "kumaraswamy"), ("generator", "transformer")):
+        if isinstance(data.get(section), dict) and "name" not in data[section]:
+            data[section] = {"name": default, **data[section]}
     if "domain" not in data:
         raise ConfigError(
             "the run names no domain; add [domain] name = '...' or --set domain.name=NAME "
@@ -192,7 +196,7 @@ def run_to_toml(run: Run) -> str:
 
 def dumps_toml(data: dict[str, Any], prefix: str = "") -> str:
     """Write a nested dict of TOML-able scalars and lists as TOML text."""
-    scalars = {k: v for k, v in data.items() if not isinstance(v, dict)}
+    scalars = {k: v for k, v in data.items() if not isinstance(v, dict) and v is not None}
     tables = {k: v for k, v in data.items() if isinstance(v, dict)}
     lines = [f"{key} = {_toml_value(value)}" for key, value in scalars.items()]
     text = ""

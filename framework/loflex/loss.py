@@ -15,8 +15,9 @@ with no stop-gradient on the targets, so the order also gets the pathwise gradie
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +32,7 @@ from loflex.process import NoisyBatch, noise, state_log_prob
 Normalisation = Literal["per-sequence", "flexmdm"]
 NORMALISATIONS = ("per-sequence", "flexmdm")
 CLAMP = {"per-sequence": 1e-9, "flexmdm": 1e-6}
+T = TypeVar("T")
 
 
 @dataclass
@@ -152,13 +154,15 @@ def sample_t(
     return schedule.loflexmdm_times(n, rng, dtype, device)
 
 
-def sample_event_times(
-    order: OrderDynamics, rates: TokenRates, rng: torch.Generator | None = None
-) -> EventTimes:
-    """Draw event times from ``order``, passing ``rng`` when its ``sample_times`` takes one."""
-    if rng is not None and "generator" in inspect.signature(order.sample_times).parameters:
-        return order.sample_times(rates, generator=rng)
-    return order.sample_times(rates)
+def call_with_rng(method: Callable[..., T], *args, rng: torch.Generator | None = None) -> T:
+    """Call ``method(*args)``, adding ``generator=rng`` when given and the method takes it.
+
+    Orders may accept a ``generator`` keyword in ``sample_times`` and ``regulariser``; the
+    built-in ones do.
+    """
+    if rng is not None and "generator" in inspect.signature(method).parameters:
+        return method(*args, generator=rng)
+    return method(*args)
 
 
 def training_loss(
@@ -186,10 +190,11 @@ def training_loss(
     _check_normalisation(normalisation)
     t = sample_t(len(batch), normalisation, rng, batch.x_1.device)
     rates = order(batch, t)
-    draws = [sample_event_times(order, rates, rng) for _ in range(2 if order.learned else 1)]
+    draws = [call_with_rng(order.sample_times, rates, rng=rng)
+             for _ in range(2 if order.learned else 1)]
     return objective(
         batch, generator, order, rates, t, draws,
-        length_scale=length_scale, normalisation=normalisation,
+        length_scale=length_scale, normalisation=normalisation, rng=rng,
     )
 
 
@@ -203,12 +208,14 @@ def objective(
     *,
     length_scale: float,
     normalisation: Normalisation = "per-sequence",
+    rng: torch.Generator | None = None,
 ) -> LossTerms:
     """Return J given the times, the order's rates and the drawn event times.
 
     One draw gives the fixed-order loss J = mean_B L; two draws give the learned-order
     objective with the leave-one-out REINFORCE term and the regulariser. All samples go
-    through the generator in one forward pass.
+    through the generator in one forward pass. ``rng`` reaches the order's regulariser
+    grid when its ``regulariser`` takes a ``generator``.
     """
     _check_normalisation(normalisation)
     assert len(draws) in (1, 2), "objective takes one or two event-time draws"
@@ -225,7 +232,7 @@ def objective(
         return _fixed_terms(losses[0])
     log_probs = order.state_log_probs(rates, t)
     log_p = [state_log_prob(log_probs, n, batch.free) for n in noisy]
-    reg = order.regulariser(rates, batch.free)  # (B,)
+    reg = call_with_rng(order.regulariser, rates, batch.free, rng=rng)  # (B,)
     weight = getattr(order, "reinforce_weight", 1.0)
     return policy_terms(losses, log_p, reg, weight)
 

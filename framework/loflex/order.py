@@ -87,8 +87,9 @@ class OrderDynamics(nn.Module):
         h = self.base_hazard(t)[:, None]
         return rates.b_in * h, rates.b_um * h
 
-    def sample_times(self, rates: TokenRates) -> EventTimes:
-        """Draw (T_in, T_um) for every token (no gradient)."""
+    def sample_times(self, rates: TokenRates,
+                     generator: torch.Generator | None = None) -> EventTimes:
+        """Draw (T_in, T_um) for every token (no gradient), from ``generator`` if given."""
         raise NotImplementedError
 
     def state_log_probs(self, rates: TokenRates, t: torch.Tensor) -> StateLogProbs:
@@ -117,8 +118,10 @@ class KumaraswamyOrder(OrderDynamics):
     def base_hazard(self, t: torch.Tensor) -> torch.Tensor:
         return schedule.base_hazard(t, self.a)
 
-    def sample_times(self, rates: TokenRates) -> EventTimes:
-        t_in, t_um = schedule.sample_event_times(rates.b_in.detach(), rates.b_um.detach(), self.a)
+    def sample_times(self, rates: TokenRates,
+                     generator: torch.Generator | None = None) -> EventTimes:
+        t_in, t_um = schedule.sample_event_times(rates.b_in.detach(), rates.b_um.detach(), self.a,
+                                                 generator=generator)
         return EventTimes(t_in, t_um)
 
     def state_log_probs(self, rates: TokenRates, t: torch.Tensor) -> StateLogProbs:

@@ -65,7 +65,7 @@ class NoisyBatch:
         )
 
 
-def states(batch: Batch, times: EventTimes, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _states(batch: Batch, times: EventTimes, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Return the (dropped, masked) flags, (B, L) bool each, on z_1 positions.
 
     Fixed and pad positions get T_in = T_um = 0 whatever ``times`` holds, so they are
@@ -86,7 +86,7 @@ def states(batch: Batch, times: EventTimes, t: torch.Tensor) -> tuple[torch.Tens
     return dropped & ~pinned, masked
 
 
-def compact(keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _compact(keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Return the z_1 position of each surviving slot and the slot mask.
 
     Args:
@@ -133,8 +133,8 @@ def noise(batch: Batch, times: EventTimes, t: torch.Tensor, hazard_in: torch.Ten
     Returns:
         The compacted :class:`NoisyBatch`.
     """
-    dropped, masked = states(batch, times, t)
-    s_t, real = compact(batch.real & ~dropped)
+    dropped, masked = _states(batch, times, t)
+    s_t, real = _compact(batch.real & ~dropped)
     x = torch.where(masked, torch.full_like(batch.x_1, MASK), batch.x_1)  # (B, L)
     pad = torch.full_like(s_t, PAD)
     x_t = torch.where(real, torch.gather(x, 1, s_t), pad)  # (B, L')

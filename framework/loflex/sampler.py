@@ -149,12 +149,12 @@ def _sample_batch(generator, order, prompts: list[Example], settings: SampleConf
                   constrain: ConstrainFn | None, record: bool, rng, device) -> SampleOutput:
     state = _initial_state(prompts, width, device)
     dt = T_END / (settings.steps + 1)
-    trajectory = Trajectory([0.0], [state.x.cpu()]) if record else None
+    trajectory = Trajectory([0.0], [state.x.to("cpu", copy=True)]) if record else None
     for k in range(settings.steps):
         _step(generator, order, state, k, dt, settings, width, constrain, rng)
         if trajectory is not None:
             trajectory.t.append((k + 1) * dt)
-            trajectory.x.append(state.x.cpu())
+            trajectory.x.append(state.x.to("cpu", copy=True))
     positions = torch.arange(state.x.shape[1], device=device)
     return SampleOutput(x=state.x, fixed=positions < state.head[:, None],
                         reveal_step=state.reveal, insert_step=state.insert,

@@ -81,10 +81,11 @@ def truncated_sample(
 ) -> torch.Tensor:
     """Map uniforms ``u`` to draws of F truncated to [threshold, 1].
 
-    T = F^-1(u (1 - F(threshold)) + F(threshold)), so T >= threshold.
+    T = F^-1(u (1 - F(threshold)) + F(threshold)), evaluated in survival space,
+    1 - T^a = (1 - u)^(1/b) (1 - threshold^a), so that T >= threshold holds in floating
+    point as well.
     """
-    s = cdf(threshold, a, b)
-    return inverse_cdf(u * (1 - s) + s, a, b)
+    return (1 - (1 - u) ** (1 / b) * (1 - threshold**a)) ** (1 / a)
 
 
 def sample_event_times(

@@ -37,6 +37,7 @@ class TrainResult:
     last_loss: float
     stopped_by: str  # "steps" | "time" | "signal"
     wall_seconds: float
+    train_seconds: float  # time in optimiser steps (what time_limit_minutes counts)
 
 
 class Objective(nn.Module):
@@ -146,9 +147,10 @@ def train(run: Run, run_dir: str | Path, *, resume: bool = False, progress: bool
     stream = BatchStream(model.domain.examples("train"), cfg.batch_size, run.seed,
                          cfg.length_buckets, rank, world, cfg.num_workers)
     noise_rng = torch.Generator(device=device).manual_seed(run.seed * 7919 + rank)
-    step, nonfinite = 0, 0
+    step, nonfinite, train_seconds = 0, 0, 0.0
     if restored is not None:
         step = _restore(restored, modules, optimizer, ema, stream, noise_rng)
+        train_seconds = float(restored.state.get("train_seconds", 0.0))
     step_fn = objective
     if world > 1:
         step_fn = nn.parallel.DistributedDataParallel(objective, find_unused_parameters=True)
@@ -172,7 +174,8 @@ def train(run: Run, run_dir: str | Path, *, resume: bool = False, progress: bool
             optimizer.zero_grad(set_to_none=True)
             terms.loss.backward()
             grad_norm = _clip(optimizer, cfg.grad_clip)
-            if not (math.isfinite(float(terms.loss)) and math.isfinite(grad_norm)):
+            loss_value = float(terms.loss.detach())
+            if not (math.isfinite(loss_value) and math.isfinite(grad_norm)):
                 nonfinite += 1
                 optimizer.zero_grad(set_to_none=True)
                 if nonfinite >= cfg.max_nonfinite_steps:
@@ -187,34 +190,39 @@ def train(run: Run, run_dir: str | Path, *, resume: bool = False, progress: bool
                 if ema is not None:
                     ema.update(named_parameters(modules))
             step += 1
-            last_loss = float(terms.loss)
+            last_loss = loss_value
+            train_seconds += time.perf_counter() - t0
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{last_loss:.3f}")
             if rank == 0 and (step % cfg.log_every == 0 or step == cfg.steps):
                 record = {"step": step, "lr": optimizer.param_groups[0]["lr"],
                           "grad_norm": grad_norm, "step_seconds": time.perf_counter() - t0,
-                          "elapsed": time.time() - start, "skipped_nonfinite": nonfinite,
+                          "train_seconds": train_seconds, "elapsed": time.time() - start,
+                          "skipped_nonfinite": nonfinite,
                           **_scalars(terms)}
                 log_line(metrics_path, record)
             if rank == 0 and cfg.eval_every and step % cfg.eval_every == 0:
                 log_line(metrics_path, {"step": step, "valid_loss": _validate(objective, valid,
                                                                                device, run.seed)})
             if rank == 0 and cfg.sample_every and step % cfg.sample_every == 0:
-                log_line(metrics_path, {"step": step, **_sample_metrics(model, run, ema, device)})
-            timed_out = cfg.time_limit_minutes and time.time() - start > 60 * cfg.time_limit_minutes
+                log_line(metrics_path, {"step": step, "train_seconds": train_seconds,
+                                        **_sample_metrics(model, run, ema, device)})
+            timed_out = cfg.time_limit_minutes and train_seconds > 60 * cfg.time_limit_minutes
             if stop.raised or timed_out:
                 stopped_by = "signal" if stop.raised else "time"
                 break
             if rank == 0 and cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
-                _save(run, run_dir, step, model, optimizer, ema, stream.position, noise_rng)
+                _save(run, run_dir, step, model, optimizer, ema, stream.position, noise_rng,
+                      train_seconds)
     if bar is not None:
         bar.close()
     if rank == 0:
-        _save(run, run_dir, step, model, optimizer, ema, stream.position, noise_rng)
+        _save(run, run_dir, step, model, optimizer, ema, stream.position, noise_rng,
+              train_seconds)
     if world > 1:
         dist.barrier()
-    return TrainResult(run_dir, step, last_loss, stopped_by, time.time() - start)
+    return TrainResult(run_dir, step, last_loss, stopped_by, time.time() - start, train_seconds)
 
 
 def _progress(enabled: bool, total: int, initial: int):
@@ -236,7 +244,7 @@ def _clip(optimizer: torch.optim.Optimizer, max_norm: float) -> float:
 
 def _scalars(terms: losses.LossTerms) -> dict[str, float]:
     out = {}
-    for key, value in asdict(terms).items():
+    for key, value in vars(terms).items():
         if torch.is_tensor(value):
             value = float(value.detach())
         if isinstance(value, (int, float)):
@@ -282,11 +290,11 @@ def _latest_checkpoint(run_dir: Path) -> ckpt.Checkpoint:
 
 
 def _save(run: Run, run_dir: Path, step: int, model: Model, optimizer, ema: EMA | None,
-          position: Position, noise_rng: torch.Generator) -> None:
-    from loflex.registry import owner
+          position: Position, noise_rng: torch.Generator, train_seconds: float) -> None:
     from loflex.domain import Domain
     from loflex.generator import Generator
     from loflex.order import OrderDynamics
+    from loflex.registry import owner
 
     optim_tensors, optim_meta = ckpt.flatten_optimizer(optimizer.state_dict())
     optim_tensors["rng.torch"] = torch.get_rng_state()
@@ -297,7 +305,8 @@ def _save(run: Run, run_dir: Path, step: int, model: Model, optimizer, ema: EMA 
         owners[spec.name] = {"plugin": reg.plugin, "distribution": reg.distribution}
     state = {"step": step, "domain": model.domain.state_dict(), "optimizer": optim_meta,
              "position": asdict(position), "ema_updates": ema.updates if ema else 0,
-             "python_random": _encode_random_state(), "owners": owners}
+             "python_random": _encode_random_state(), "owners": owners,
+             "train_seconds": train_seconds}
     directory = run_dir / "checkpoints" / f"step-{step:08d}"
     ckpt.save(directory, run=run.model_dump(mode="json"), state=state,
               model=state_tensors(model.modules()),

@@ -283,10 +283,10 @@ class SequencesDomain(Domain):
 
     # -- evaluation ----------------------------------------------------------
     def metrics(self, samples: Sequence[Generated]) -> dict[str, float]:
-        """Score samples: exact match against references, else diversity and lengths.
+        """Score samples: exact match for prompted data, else diversity and lengths.
 
-        With references (prompted samples): ``exact_match`` = share of samples whose
-        tokens equal the reference target. Otherwise, with S the set of distinct samples
+        With prompts: ``exact_match`` = share of the samples with a reference whose
+        tokens equal the reference target. Without, with S the set of distinct samples
         and D the training targets: ``uniqueness`` = |S| / n, ``novelty`` = |S \\ D| / |S|,
         ``mean_length``, ``data_mean_length``, ``length_abs_diff`` = |mean - data mean| and
         ``length_wasserstein`` = W1 between sample and training target lengths.
@@ -294,10 +294,11 @@ class SequencesDomain(Domain):
         out = {"num_samples": float(len(samples))}
         if not samples:
             return out
-        referenced = [s for s in samples if s.reference is not None]
-        if referenced:
+        if self.conditional:
+            referenced = [s for s in samples if s.reference is not None]
             hits = [list(s.tokens) == list(s.reference.target) for s in referenced]
-            out["exact_match"] = sum(hits) / len(referenced)
+            if referenced:
+                out["exact_match"] = sum(hits) / len(referenced)
             return out
         train = [tuple(ex.target) for ex in self.examples("train")]
         distinct = {tuple(s.tokens) for s in samples}

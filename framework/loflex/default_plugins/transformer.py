@@ -24,7 +24,7 @@ from loflex.errors import ConfigError
 from loflex.generator import Generator, Prediction
 from loflex.hookspecs import hookimpl
 
-ACTIVATIONS = {"relu": nn.ReLU, "gelu": lambda: nn.GELU(approximate="tanh")}
+ACTIVATIONS = {"relu": lambda: nn.ReLU(inplace=True), "gelu": lambda: nn.GELU(approximate="tanh")}
 
 
 @dataclass
@@ -42,7 +42,7 @@ class TrunkOutput:
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """Return ``x * (1 + scale) + shift`` with (B, C) modulations broadcast over L."""
-    return x * (1 + scale[:, None]) + shift[:, None]
+    return torch.addcmul(shift[:, None], x, 1 + scale[:, None])
 
 
 class LayerNorm(nn.Module):
@@ -55,8 +55,7 @@ class LayerNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.autocast(device_type=x.device.type, enabled=False):
-            y = F.layer_norm(x.float(), (x.shape[-1],), eps=self.eps)  # (B, L, D)
-            y = y * self.weight.float()
+            y = F.layer_norm(x.float(), (x.shape[-1],), self.weight.float(), None, self.eps)
         return y.to(x.dtype)
 
 
@@ -93,7 +92,7 @@ class Rotary(nn.Module):
         return theta.cos(), theta.sin()
 
     def apply(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        """Rotate ``x`` (B, H, L, Dh) by the angles; channels past ``dim`` pass through."""
+        """Rotate ``x`` (..., B, H, L, Dh) by the angles; channels past ``dim`` pass through."""
         half = self.dim // 2
         x1, x2, rest = x[..., :half], x[..., half:self.dim], x[..., self.dim:]
         rotated = torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
@@ -122,18 +121,18 @@ class Block(nn.Module):
                 key_mask: torch.Tensor) -> torch.Tensor:
         """Update ``x`` (B, L, D) given ``cond`` (B, C), rotary angles and (B, 1, 1, L) keys."""
         shift1, scale1, gate1, shift2, scale2, gate2 = self.adaln(cond).chunk(6, dim=-1)
-        x = x + gate1[:, None] * self.dropout(self.attention(modulate(self.norm1(x), shift1,
-                                                                      scale1), rope, key_mask))
+        h = self.attention(modulate(self.norm1(x), shift1, scale1), rope, key_mask)  # (B, L, D)
+        x = torch.addcmul(x, gate1[:, None], self.dropout(h))
         h = self.mlp(modulate(self.norm2(x), shift2, scale2))  # (B, L, D)
-        return x + gate2[:, None] * self.dropout(h)
+        return torch.addcmul(x, gate2[:, None], self.dropout(h))
 
     def attention(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor],
                   key_mask: torch.Tensor) -> torch.Tensor:
         """Bidirectional rotary self-attention over the unmasked keys."""
         b, n, d = x.shape
         qkv = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)  # (B, H, L, Dh) each
-        q, k = self.rotary.apply(q, *rope), self.rotary.apply(k, *rope)
+        q, k = self.rotary.apply(qkv[:2], *rope).unbind(0)  # (B, H, L, Dh) each
+        v = qkv[2]
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)  # (B, H, L, Dh)
         return self.attn_out(y.transpose(1, 2).reshape(b, n, d))
 

@@ -114,8 +114,8 @@ class StarExamples(Sequence[Example]):
 
     def __init__(self, arrays: SplitArrays, node_ids: np.ndarray):
         self.arrays = arrays
-        self._prompt = node_ids[arrays.prompt.astype(np.int64)]
-        self._target = node_ids[arrays.target.astype(np.int64)]
+        self._prompt = node_ids[arrays.prompt.astype(np.int64)].astype(np.int32)
+        self._target = node_ids[arrays.target.astype(np.int64)].astype(np.int32)
 
     def __len__(self) -> int:
         return len(self.arrays)

@@ -5,7 +5,8 @@ Usage: python scripts/make_bundled_data.py MOSES_DIR
 MOSES_DIR holds the MOSES ``train.csv.gz`` and ``test.csv.gz`` (MIT licence). The
 script draws, with seed 0, 100,000 training and 5,000 validation molecules from
 the MOSES train split and 10,000 test molecules from its test split, and writes
-each as a gzipped CSV with columns SMILES and SAFE (canonical SAFE encoding).
+each as a gzipped CSV with columns SMILES (RDKit canonical) and SAFE (canonical
+SAFE encoding).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import sys
 from multiprocessing import Pool
 from pathlib import Path
 
-from loflex_molecules.representations import encode_smiles
+from loflex_molecules.representations import canonical, encode_smiles
 
 SIZES = {"train": 100_000, "valid": 5_000, "test": 10_000}
 OUT = Path(__file__).resolve().parents[1] / "loflex_molecules" / "data"
@@ -29,19 +30,22 @@ def read_smiles(path: Path) -> list[str]:
         return [row["SMILES"] for row in csv.DictReader(handle)]
 
 
-def to_safe(smiles: str) -> str | None:
+def to_safe(smiles: str) -> tuple[str, str] | None:
+    smiles = canonical(smiles)
+    if smiles is None:
+        return None
     try:
-        return encode_smiles(smiles, "safe")
+        return smiles, encode_smiles(smiles, "safe")
     except ValueError:
         return None
 
 
 def write(name: str, smiles: list[str], pool: Pool) -> None:
-    safe = pool.map(to_safe, smiles, chunksize=500)
+    rows = [row for row in pool.map(to_safe, smiles, chunksize=500) if row is not None]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["SMILES", "SAFE"])
-    writer.writerows((s, e) for s, e in zip(smiles, safe) if e is not None)
+    writer.writerows(rows)
     with gzip.GzipFile(OUT / f"moses_{name}.csv.gz", "wb", compresslevel=9, mtime=0) as handle:
         handle.write(buffer.getvalue().encode())
 

@@ -1,0 +1,268 @@
+"""The ``molecules`` domain: SAFE / BracketSAFE / SMILES sequences of small molecules."""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rdkit import Chem
+
+from loflex.domain import Domain, Example, Generated
+from loflex.errors import ConfigError, LoflexError
+from loflex.vocab import Vocabulary
+
+from loflex_molecules import fragments as frag
+from loflex_molecules.data import MoleculeSet, default_cache_dir, load_splits, represent
+from loflex_molecules.export import export_molecules
+from loflex_molecules.metrics import denovo_metrics
+from loflex_molecules.moses import MosesReference
+from loflex_molecules.options import MoleculeOptions
+from loflex_molecules.representations import decode_lenient, decode_strict, encode_smiles
+from loflex_molecules.tokenize import BASE_TOKENS, detokenize, tokenize
+
+
+class AugmentedExamples(Sequence):
+    """Training examples re-encoded at random (atom and fragment order) on every draw.
+
+    A draw whose random encoding is too long or uses a token outside the vocabulary
+    falls back to the canonical example.
+    """
+
+    def __init__(self, smiles: list[str], canonical: list[Example], encode):
+        assert len(smiles) == len(canonical), "one SMILES per canonical example"
+        self.smiles, self.canonical, self.encode = smiles, canonical, encode
+        self._rng = random.Random()
+        self._pid = -1
+
+    def __len__(self) -> int:
+        return len(self.canonical)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if self._pid != os.getpid():  # reseed in every DataLoader worker
+            self._pid = os.getpid()
+            self._rng.seed(random.getrandbits(64) ^ self._pid)
+        example = self.encode(self.smiles[i], self._rng.getrandbits(31))
+        return example if example is not None else self.canonical[i]
+
+
+class MoleculeDomain(Domain):
+    """Small molecules as SAFE, BracketSAFE or SMILES strings, with GenMol and MOSES metrics.
+
+    The vocabulary is built from the training molecules (plus a base alphabet of
+    atoms, bonds and ring numbers, and optionally the tokens of GenMol's fragment
+    inputs) and restored from ``state`` when a saved model is loaded.
+    """
+
+    name = "molecules"
+    Options = MoleculeOptions
+
+    def __init__(self, options: MoleculeOptions, *, state: dict | None = None,
+                 cache_dir: Path | None = None):
+        super().__init__(options, state=state, cache_dir=cache_dir)
+        self.rep = options.representation
+        if options.cache_dir is not None:
+            self.cache_dir = Path(options.cache_dir).expanduser()
+        elif cache_dir is not None:
+            self.cache_dir = Path(cache_dir) / "molecules"
+        else:
+            self.cache_dir = default_cache_dir()
+        self._splits: dict[str, MoleculeSet] | None = None
+        self._examples: dict[str, Sequence[Example]] = {}
+        self._reference: MosesReference | None = None
+        if state is not None:
+            self._restore(state)
+        else:
+            self.vocab = self._build_vocab()
+
+    # -- vocabulary ----------------------------------------------------------
+    def _restore(self, state: dict) -> None:
+        saved = state.get("representation", self.rep)
+        if saved != self.rep:
+            raise ConfigError(
+                f"domain 'molecules' was trained with representation '{saved}' but the options "
+                f"say '{self.rep}'; set representation = '{saved}'"
+            )
+        self.vocab = Vocabulary.from_json(state["vocab"])
+
+    def _build_vocab(self) -> Vocabulary:
+        texts, _ = represent(self.splits()["train"], self.rep)
+        token_lists = [self._fit(tokenize(t)) or [] for t in texts]
+        token_lists.append(list(BASE_TOKENS))
+        if self.options.fragment_tokens and self.rep != "smiles":
+            token_lists += [tokenize(p) for p in self._fragment_texts()]
+        return Vocabulary.build(token_lists)
+
+    def _fragment_texts(self) -> list[str]:
+        return [frag.encode_fragment(t.fragment, self.rep, t.link)
+                for t in frag.load_fragment_tasks()]
+
+    def state_dict(self) -> dict:
+        """Return the vocabulary and the representation (stored with checkpoints)."""
+        return {"vocab": self.vocab.to_json(), "representation": self.rep}
+
+    # -- data ----------------------------------------------------------------
+    def splits(self) -> dict[str, MoleculeSet]:
+        """Return the train/valid/test molecules, loading and converting them once."""
+        if self._splits is None:
+            o = self.options
+            sizes = {"train": o.train_size, "valid": o.valid_size, "test": o.test_size}
+            self._splits = load_splits(o.path, o.column, self.rep != "smiles", sizes,
+                                       o.workers, self.cache_dir)
+        return self._splits
+
+    @property
+    def max_target_length(self) -> int:
+        """Longest target in tokens (the ``max_length`` option)."""
+        return self.options.max_length
+
+    def _fit(self, tokens: list[str]) -> list[str] | None:
+        """Apply the too_long rule: the tokens, truncated tokens, or None (skip)."""
+        if len(tokens) <= self.options.max_length:
+            return tokens
+        return tokens[: self.options.max_length] if self.options.too_long == "truncate" else None
+
+    def examples(self, split: str) -> Sequence[Example]:
+        """Return the examples of ``split``; training ones re-encoded per draw if ``augment``."""
+        if split not in self._examples:
+            self._examples[split] = self._make_examples(split)
+        return self._examples[split]
+
+    def _make_examples(self, split: str) -> Sequence[Example]:
+        texts, smiles = represent(self.splits()[split], self.rep)
+        examples, kept, too_long, unknown = [], [], 0, 0
+        for text, smi in zip(texts, smiles):
+            full = tokenize(text)
+            too_long += len(full) > self.options.max_length
+            tokens = self._fit(full)
+            if tokens is None:
+                continue
+            if any(tok not in self.vocab for tok in tokens):
+                unknown += 1
+                continue
+            examples.append(Example(target=self.vocab.encode(tokens)))
+            kept.append(smi)
+        self._report(split, len(texts), too_long, unknown)
+        if split == "train" and self.options.augment:
+            return AugmentedExamples(kept, examples, self._random_example)
+        return examples
+
+    def _random_example(self, smiles: str, seed: int) -> Example | None:
+        try:
+            tokens = tokenize(encode_smiles(smiles, self.rep, seed))
+        except ValueError:
+            return None
+        if len(tokens) > self.options.max_length or any(t not in self.vocab for t in tokens):
+            return None
+        return Example(target=self.vocab.encode(tokens))
+
+    def _report(self, split: str, total: int, too_long: int, unknown: int) -> None:
+        parts = []
+        if too_long:
+            action = "truncated" if self.options.too_long == "truncate" else "skipped"
+            parts.append(f"{too_long} longer than max_length={self.options.max_length} tokens "
+                         f"({action})")
+        if unknown:
+            parts.append(f"{unknown} with tokens outside the vocabulary (skipped)")
+        if parts:
+            print(f"loflex-molecules: {split} split, {total} molecules: " + "; ".join(parts),
+                  file=sys.stderr)
+
+    # -- text and molecules --------------------------------------------------
+    def tokenize(self, text: str) -> list[str]:
+        """Split a SMILES / SAFE / BracketSAFE string into tokens (lossless)."""
+        return tokenize(text)
+
+    def detokenize(self, tokens: Sequence[str]) -> str:
+        """Join tokens back into a string."""
+        return detokenize(tokens)
+
+    def to_smiles(self, ids: Sequence[int], strict: bool = False) -> str | None:
+        """Decode ids to canonical SMILES (lenient by default), or None if invalid."""
+        text = self.to_text(ids)
+        return decode_strict(text, self.rep) if strict else decode_lenient(text, self.rep)
+
+    def decode(self, ids: Sequence[int]) -> Chem.Mol | None:
+        """Return the RDKit molecule of ``ids`` (lenient decoding), or None if invalid."""
+        smiles = self.to_smiles(ids)
+        return Chem.MolFromSmiles(smiles) if smiles else None
+
+    def parse_prompt(self, text: str) -> Example:
+        """Turn a fragment SMILES with ``[*]`` attachment points into a prompt.
+
+        The prompt is the fragment's SAFE or BracketSAFE followed by ``.``, fixed and
+        without BOS (GenMol's fragment completion); pieces joined by ``.`` are kept
+        whole and linked in one step.
+
+        Raises:
+            DataError: the fragment is malformed, has no usable attachment point,
+                the representation is SMILES, or a token is outside the vocabulary.
+        """
+        link = "." in text
+        prompt = frag.encode_fragment(text.strip(), self.rep, link=link)
+        return Example(target=[], prompt=self.encode(prompt), bos=False)
+
+    def fragment_prompts(self, seed: int = 0) -> list[tuple[frag.FragmentTask, Example]]:
+        """Return GenMol's 40 (drug, task) inputs with their prompt examples."""
+        out = []
+        for task in frag.load_fragment_tasks(seed=seed):
+            text = frag.encode_fragment(task.fragment, self.rep, task.link)
+            out.append((task, Example(target=[], prompt=self.encode(text), bos=False)))
+        return out
+
+    # -- evaluation ----------------------------------------------------------
+    def reference(self) -> MosesReference:
+        """Return the MOSES reference (training set for novelty, test set for the rest)."""
+        if self._reference is None:
+            splits = self.splits()
+            self._reference = MosesReference(splits["train"].smiles, splits["test"].smiles,
+                                             self.cache_dir)
+        return self._reference
+
+    def metrics(self, samples: Sequence[Generated]) -> dict[str, float]:
+        """Score samples: GenMol de novo metrics, MOSES metrics and, for samples whose
+        prompt is a GenMol fragment task, the per-task fragment metrics."""
+        full = [list(s.prompt) + list(s.tokens) for s in samples]
+        lenient = [self.to_smiles(ids) for ids in full]
+        strict = [self.to_smiles(ids, strict=True) for ids in full]
+        out = denovo_metrics(lenient, strict)
+        if self.options.moses_metrics and not any(s.prompt for s in samples):
+            out.update(self.reference().metrics([s for s in lenient if s], self.options.fcd,
+                                                self.options.fcd_min_samples))
+        if any(s.prompt for s in samples):
+            out.update(self.fragment_metrics(samples, lenient))
+        return out
+
+    def fragment_metrics(self, samples: Sequence[Generated], smiles: Sequence[str | None]
+                         ) -> dict[str, float]:
+        """Group samples by fragment-task prompt and return ``<task>/<metric>`` averages."""
+        by_prompt = {tuple(ex.prompt): task for task, ex in self._safe_fragment_prompts()}
+        groups: dict[Any, list[str | None]] = {}
+        for sample, smi in zip(samples, smiles):
+            task = by_prompt.get(tuple(sample.prompt))
+            if task is not None:
+                groups.setdefault(task, []).append(smi)
+        tasks = list(groups)
+        scores = [frag.score_task(t, groups[t]) for t in tasks]
+        return frag.summarize(tasks, scores)
+
+    def _safe_fragment_prompts(self) -> list[tuple[frag.FragmentTask, Example]]:
+        if self.rep == "smiles":
+            return []
+        try:
+            return self.fragment_prompts()
+        except LoflexError:  # out-of-vocabulary fragments: nothing to group by
+            return []
+
+    def export(self, samples: Sequence[Generated], directory: Path) -> list[Path]:
+        """Write samples.csv (SMILES, QED, SA, logP, MW, valid), samples.sdf and grid images."""
+        full = [list(s.prompt) + list(s.tokens) for s in samples]
+        texts = [self.to_text(ids) for ids in full]
+        smiles = [decode_lenient(t, self.rep) for t in texts]
+        return export_molecules(texts, smiles, directory, self.options.export_valid_only,
+                                self.options.export_unique_only)

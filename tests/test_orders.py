@@ -1,0 +1,256 @@
+"""Built-in order dynamics: uniform, kumaraswamy (learned) and left-to-right."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from loflex import build, components, schedule
+from loflex.batch import Batch
+from loflex.default_plugins.orders import KumaraswamyDynamics, LeftToRightOrder, UniformOrder
+from loflex.default_plugins.transformer import TransformerGenerator
+from loflex.errors import ConfigError
+from loflex.loss import generator_loss, objective, policy_terms, training_loss
+from loflex.order import OrderDynamics
+from loflex.process import noise, state_log_prob
+from loflex.testing import check_order_dynamics
+from loflex.vocab import BOS, EOS, PAD
+
+F64 = torch.float64
+V = 12
+TINY = {"layers": 1, "width": 32, "heads": 2}
+
+
+def clean_batch() -> Batch:
+    x_1 = torch.tensor([
+        [7, 5, BOS, 4, 6, 8, 5, 9, 7, EOS, PAD, PAD],
+        [5, 5, 8, 4, 9, 6, 7, 4, 11, 10, 6, EOS],
+        [9, 4, 7, EOS, PAD, PAD, PAD, PAD, PAD, PAD, PAD, PAD],
+    ])
+    fixed = torch.zeros_like(x_1, dtype=torch.bool)
+    fixed[0, :3] = True
+    fixed[0, 9] = fixed[1, 11] = fixed[2, 3] = True
+    return Batch(x_1, fixed)
+
+
+def tiny_generator(learn_unmask: bool = False) -> TransformerGenerator:
+    torch.manual_seed(0)
+    options = TransformerGenerator.Options(**TINY, cond_dim=16)
+    return TransformerGenerator(options, vocab_size=V, max_length=12, learn_unmask=learn_unmask)
+
+
+def learned(generator=None, **options) -> KumaraswamyDynamics:
+    torch.manual_seed(1)
+    spec = {"name": "kumaraswamy", "options": {**TINY, **options}}
+    return build(OrderDynamics, spec, generator=generator, vocab_size=V, max_length=12)
+
+
+def test_builtins_are_registered():
+    table = components(OrderDynamics)
+    assert table["uniform"] is UniformOrder
+    assert table["kumaraswamy"] is KumaraswamyDynamics
+    assert table["left-to-right"] is LeftToRightOrder
+
+
+@pytest.mark.parametrize("name", ["uniform", "left-to-right"])
+def test_fixed_orders_have_no_parameters(name):
+    order = build(OrderDynamics, {"name": name})
+    assert not order.learned
+    assert list(order.parameters()) == []
+    t = torch.tensor([0.2, 0.5, 0.9], dtype=F64)
+    assert torch.equal(order.regulariser(order(clean_batch(), t), clean_batch().free),
+                       torch.zeros(3, dtype=F64))
+    check_order_dynamics(order, draws=1500)
+
+
+def test_uniform_is_flexmdm():
+    order = UniformOrder(UniformOrder.Options())
+    batch = clean_batch()
+    t = torch.tensor([0.2, 0.5, 0.9], dtype=F64)
+    rates = order(batch, t)
+    assert bool((rates.b_in == 1).all()) and bool((rates.b_um == 1).all())
+    h_in, h_um = order.hazards(rates, t)
+    torch.testing.assert_close(h_in, (1 / (1 - t))[:, None].expand_as(h_in))
+    torch.testing.assert_close(h_um, h_in)
+    # T_in ~ U(0, 1) and T_um | T_in ~ U(T_in, 1):
+    logp = order.state_log_probs(rates, t)
+    torch.testing.assert_close(logp.dropped.exp()[:, 0], 1 - t)
+    p_clean = t + (1 - t) * torch.log1p(-t)  # P(T_um <= t) = t + (1 - t) log(1 - t)
+    torch.testing.assert_close(logp.clean.exp()[:, 0], p_clean)
+
+
+def test_left_to_right_inserts_earlier_tokens_first():
+    order = build(OrderDynamics, {"name": "left-to-right", "options": {"sharpness": 4.0}})
+    batch = clean_batch()
+    t = torch.full((3,), 0.5, dtype=F64)
+    rates = order(batch, t)
+    for row in range(3):
+        b = rates.b_in[row][batch.free[row]]
+        assert bool((b[1:] < b[:-1]).all()), "b_in must decrease along the free tokens"
+        if len(b) > 1:
+            torch.testing.assert_close(b[0], torch.tensor(2.0, dtype=F64).exp())
+            torch.testing.assert_close(b[-1], torch.tensor(-2.0, dtype=F64).exp())
+    # Monte Carlo: mean insertion time matches 1/(1+b) and increases left to right
+    gen = torch.Generator().manual_seed(0)
+    n = 20_000
+    b_in = rates.b_in[1:2].expand(n, -1)
+    times = order.sample_times(type(rates)(b_in, torch.ones_like(b_in)), generator=gen)
+    mean = times.t_in.mean(0)[batch.free[1]]
+    expected = 1 / (1 + rates.b_in[1][batch.free[1]])
+    assert bool((mean[1:] > mean[:-1]).all())
+    torch.testing.assert_close(mean, expected, atol=0.01, rtol=0)
+
+
+def test_left_to_right_sharpness_zero_is_uniform():
+    order = build(OrderDynamics, {"name": "left-to-right", "options": {"sharpness": 0.0}})
+    rates = order(clean_batch(), torch.full((3,), 0.5))
+    assert bool((rates.b_in == 1).all())
+
+
+def test_learned_order_shapes_and_floor():
+    order = learned()
+    assert order.learned and not order.learns_unmask(order.options)
+    assert order.a == 1.0 and order.reinforce_weight == 1.0
+    batch = clean_batch()
+    t = torch.tensor([0.2, 0.5, 0.9])
+    rates = order(batch, t)
+    assert rates.b_in.shape == batch.x_1.shape and rates.b_in.requires_grad
+    assert bool((rates.b_in >= 1.01).all())
+    assert bool((rates.b_um == 1).all()) and not rates.b_um.requires_grad
+    check_order_dynamics(order, draws=1500)
+
+
+def test_learned_unmask_and_exp_head():
+    order = learned(learn_unmask=True, scalar_fn="exp", min_rate=0.5, a=2.0)
+    assert order.learns_unmask(order.options)
+    rates = order(clean_batch(), torch.tensor([0.2, 0.5, 0.9]))
+    assert rates.b_um.requires_grad and bool((rates.b_um > 0.5).all())
+    assert order.base_hazard(torch.tensor([0.5], dtype=F64)).item() == pytest.approx(
+        2 * 0.5 / (1 - 0.25))
+
+
+def test_learned_order_reads_time_only_when_asked():
+    batch = clean_batch()
+    for use_time in (True, False):
+        order = learned(use_time=use_time)
+        # make the heads sensitive to the condition
+        for p in order.insert_head.adaln.parameters():
+            torch.nn.init.normal_(p)
+        a = order(batch, torch.full((3,), 0.1))
+        b = order(batch, torch.full((3,), 0.9))
+        assert torch.allclose(a.b_in, b.b_in) is (not use_time)
+
+
+def test_shared_backbone_reuses_generator_trunk():
+    gen = tiny_generator()
+    order = learned(generator=gen, backbone="shared")
+    assert order.backbone is gen.trunk
+    names = {n for n, _ in order.named_parameters()}
+    assert not any(n.startswith("trunk") for n in names), "the shared trunk is the generator's"
+    rates = order(clean_batch(), torch.tensor([0.2, 0.5, 0.9]))
+    rates.b_in.sum().backward()
+    assert gen.trunk.embed.weight.grad is not None
+    with pytest.raises(ConfigError, match="trunk"):
+        learned(generator=None, backbone="shared")
+
+
+def test_learned_order_options_are_validated():
+    with pytest.raises(ConfigError, match="heads"):
+        build(OrderDynamics, {"name": "kumaraswamy", "options": {"width": 30, "heads": 4}},
+              vocab_size=V, max_length=12)
+    with pytest.raises(ConfigError, match="unknown option"):
+        build(OrderDynamics, {"name": "kumaraswamy", "options": {"b_um": 1.0}},
+              vocab_size=V, max_length=12)
+
+
+def test_learned_regulariser_uses_fresh_grid_per_schedule():
+    order = learned(learn_unmask=True, a=2.0)
+    batch = clean_batch()
+    rates = order(batch, torch.tensor([0.2, 0.5, 0.9]))
+    value = order.regulariser(rates, batch.free, generator=torch.Generator().manual_seed(5))
+    gen = torch.Generator().manual_seed(5)
+    g_in = schedule.regulariser_grid(gen, rates.b_in.dtype)
+    g_um = schedule.regulariser_grid(gen, rates.b_in.dtype)
+    expected = (schedule.schedule_regulariser(2.0, rates.b_in, batch.free, g_in)
+                + schedule.schedule_regulariser(2.0, rates.b_um, batch.free, g_um))
+    torch.testing.assert_close(value, expected)
+    only_in = learned(a=2.0)
+    r = only_in(batch, torch.tensor([0.2, 0.5, 0.9]))
+    v = only_in.regulariser(r, batch.free, generator=torch.Generator().manual_seed(5))
+    torch.testing.assert_close(
+        v, schedule.schedule_regulariser(2.0, r.b_in, batch.free, g_in))
+
+
+def aux_grads(order, loss) -> torch.Tensor:
+    params = [p for p in order.parameters() if p.requires_grad]
+    grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+    return torch.cat([torch.zeros_like(p).flatten() if g is None else g.flatten()
+                      for p, g in zip(params, grads)])
+
+
+def test_gradients_reach_aux_through_reinforce_and_pathwise_terms():
+    """Zero each route in turn: both alone give a nonzero aux gradient, and they add up."""
+    batch = clean_batch()
+    gen = tiny_generator()
+    order = learned(mean_weight=0.0, boundary_weight=0.0, kl_weight=0.0)
+    t = torch.tensor([0.3, 0.6, 0.8])
+    rates = order(batch, t)
+    rng = torch.Generator().manual_seed(2)
+    draws = [order.sample_times(rates, generator=rng) for _ in range(2)]
+    full = objective(batch, gen, order, rates, t, draws, length_scale=12.0).loss
+
+    h = order.base_hazard(t)
+
+    def pieces(detach_targets: bool):
+        h_in, h_um = order.hazards(rates, t)
+        if detach_targets:
+            h_in, h_um = h_in.detach(), h_um.detach()
+        out = []
+        for times in draws:
+            noisy = noise(batch, times, t, h_in)
+            pred = gen(noisy.x_t, t, noisy.real)
+            out.append((noisy, generator_loss(noisy, pred, h_um, h, 12.0, False)))
+        return out
+
+    logp = order.state_log_probs(rates, t)
+    zero = torch.zeros(3)
+    samples = pieces(detach_targets=True)
+    lp = [state_log_prob(logp, n, batch.free) for n, _ in samples]
+    reinforce_only = policy_terms([ls for _, ls in samples], lp, zero).loss
+    samples = pieces(detach_targets=False)
+    lp_detached = [v.detach() for v in lp]
+    pathwise_only = policy_terms([ls for _, ls in samples], lp_detached, zero).loss
+
+    g_rf, g_path, g_full = (aux_grads(order, x) for x in (reinforce_only, pathwise_only, full))
+    assert float(g_rf.abs().sum()) > 0, "REINFORCE must reach the aux network"
+    assert float(g_path.abs().sum()) > 0, "the pathwise term must reach the aux network"
+    torch.testing.assert_close(g_full, g_rf + g_path, rtol=1e-4, atol=1e-6)
+
+
+def test_training_loss_with_learned_order_uses_two_samples_one_forward():
+    batch = clean_batch()
+    gen = tiny_generator()
+    calls = []
+    gen.register_forward_hook(lambda m, args, out: calls.append(args[0].shape[0]))
+    order = learned()
+    terms = training_loss(batch, gen, order, length_scale=12.0,
+                          rng=torch.Generator().manual_seed(0))
+    assert calls == [6]
+    assert terms.regulariser > 0 and terms.advantage_max >= 0
+    terms.loss.backward()
+    assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in order.parameters())
+    assert any(p.grad is not None for p in gen.parameters())
+    again = training_loss(batch, gen, order, length_scale=12.0,
+                          rng=torch.Generator().manual_seed(0))
+    assert float(again.loss.detach()) == pytest.approx(float(terms.loss.detach()), rel=1e-6)
+
+
+def test_flexmdm_normalisation_trains_with_uniform_order():
+    batch = clean_batch()
+    gen = tiny_generator()
+    order = UniformOrder(UniformOrder.Options())
+    terms = training_loss(batch, gen, order, length_scale=12.0, normalisation="flexmdm",
+                          rng=torch.Generator().manual_seed(0))
+    assert terms.reinforce == 0.0
+    terms.loss.backward()
+    with pytest.raises(ConfigError, match="normalisation"):
+        training_loss(batch, gen, order, length_scale=12.0, normalisation="global")

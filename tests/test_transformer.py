@@ -1,0 +1,217 @@
+"""Tests of the DDiT generator (method.md 4.1) and its rate heads (2.4)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from loflex import registry
+from loflex.default_plugins.transformer import (
+    Block,
+    Rotary,
+    ScalarRateHead,
+    TransformerGenerator,
+    Trunk,
+)
+from loflex.errors import ConfigError
+from loflex.generator import Generator, Prediction
+from loflex.vocab import EOS, PAD
+
+V = 11
+
+
+def make(learn_unmask: bool = False, perturb: bool = True, seed: int = 0, **options):
+    """A small generator; ``perturb`` makes every zero-initialised weight non-zero."""
+    torch.manual_seed(seed)
+    opts = TransformerGenerator.Options(layers=2, width=32, heads=4, cond_dim=16, **options)
+    gen = TransformerGenerator(opts, vocab_size=V, max_length=64, learn_unmask=learn_unmask)
+    if perturb:
+        with torch.no_grad():
+            for param in gen.parameters():
+                param.add_(0.3 * torch.randn_like(param))
+    return gen.eval()
+
+
+def tokens(batch: int, length: int, seed: int = 1) -> torch.Tensor:
+    return torch.randint(4, V, (batch, length), generator=torch.Generator().manual_seed(seed))
+
+
+def test_shapes_and_registration():
+    gen = make(learn_unmask=True)
+    x, t = tokens(3, 7), torch.rand(3)
+    pred = gen(x, t, torch.ones(3, 7, dtype=torch.bool))
+    assert isinstance(pred, Prediction)
+    assert pred.logits.shape == (3, 7, V)
+    assert pred.insert_rate.shape == (3, 7) and pred.insert_rate.dtype == torch.float32
+    assert pred.unmask_rate.shape == (3, 7)
+    assert registry.components(Generator)["transformer"] is TransformerGenerator
+    assert gen.trunk.width == 32 and gen.trunk.cond_dim == 16
+
+
+def test_no_unmask_head_without_learn_unmask():
+    gen = make(learn_unmask=False)
+    pred = gen(tokens(2, 5), torch.rand(2), torch.ones(2, 5, dtype=torch.bool))
+    assert pred.unmask_rate is None
+    assert not any("unmask" in name for name, _ in gen.named_parameters())
+
+
+def test_width_must_divide_heads():
+    with pytest.raises(ConfigError, match="heads"):
+        registry.validate_options(Generator, "transformer", {"width": 30, "heads": 4})
+    with pytest.raises(ConfigError):
+        registry.validate_options(Generator, "transformer", {"layerz": 2})
+
+
+def test_appended_padding_changes_nothing():
+    gen = make()
+    x, t = tokens(2, 6), torch.tensor([0.3, 0.8])
+    real = torch.ones(2, 6, dtype=torch.bool)
+    base = gen(x, t, real)
+    padded = torch.cat([x, torch.full((2, 5), PAD)], dim=1)
+    real_padded = torch.cat([real, torch.zeros(2, 5, dtype=torch.bool)], dim=1)
+    out = gen(padded, t, real_padded)
+    torch.testing.assert_close(out.logits[:, :6], base.logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out.insert_rate[:, :6], base.insert_rate, atol=1e-5, rtol=1e-5)
+
+
+def test_longer_row_in_batch_changes_nothing():
+    gen = make()
+    short, t = tokens(1, 4, seed=2), torch.tensor([0.4])
+    alone = gen(short, t, torch.ones(1, 4, dtype=torch.bool))
+    long = tokens(1, 9, seed=3)
+    x = torch.cat([torch.cat([short, torch.full((1, 5), PAD)], 1), long])
+    real = x != PAD
+    both = gen(x, torch.tensor([0.4, 0.9]), real)
+    torch.testing.assert_close(both.logits[:1, :4], alone.logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(both.insert_rate[:1, :4], alone.insert_rate, atol=1e-5, rtol=1e-5)
+
+
+def test_positions_are_compacted_over_real_slots():
+    """Interleaved padding is skipped: position ids are cumsum(real) - 1."""
+    gen = make()
+    x, t = tokens(1, 5, seed=4), torch.tensor([0.5])
+    base = gen(x, t, torch.ones(1, 5, dtype=torch.bool))
+    holey = torch.tensor([[x[0, 0], PAD, x[0, 1], x[0, 2], PAD, PAD, x[0, 3], x[0, 4]]])
+    real = holey != PAD
+    out = gen(holey, t, real)
+    torch.testing.assert_close(out.logits[real][None], base.logits, atol=1e-5, rtol=1e-5)
+    # If the holes were real slots the positions (and so the outputs) would differ.
+    shifted = gen(holey, t, torch.ones_like(real))
+    assert not torch.allclose(shifted.logits[real][None], base.logits, atol=1e-3)
+
+
+def test_rotary_rotates_pairs_by_position_angles():
+    rot = Rotary(4, base=100.0)
+    x = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0]).reshape(1, 1, 1, 5)
+    cos, sin = rot.angles(torch.tensor([[3]]))
+    y = rot.apply(x, cos, sin).flatten()
+    # Frequencies 1 and 1/10; pairs are (x0, x2) and (x1, x3); channel 4 passes through.
+    a, b = 3.0, 0.3
+    expected = [1 * math.cos(a) - 3 * math.sin(a), 2 * math.cos(b) - 4 * math.sin(b),
+                3 * math.cos(a) + 1 * math.sin(a), 4 * math.cos(b) + 2 * math.sin(b), 5.0]
+    torch.testing.assert_close(y, torch.tensor(expected), atol=1e-5, rtol=1e-5)
+
+
+def test_zero_init_vocab_head_gives_uniform_logits():
+    gen = make(perturb=False)
+    pred = gen(tokens(2, 6), torch.rand(2), torch.ones(2, 6, dtype=torch.bool))
+    assert torch.equal(pred.logits, torch.zeros(2, 6, V))
+    torch.testing.assert_close(pred.logits.softmax(-1), torch.full((2, 6, V), 1 / V))
+
+
+def test_adaln_zero_block_is_identity_at_init():
+    torch.manual_seed(0)
+    block = Block(width=16, heads=2, cond_dim=8, rotary=Rotary(8))
+    x, cond = torch.randn(2, 5, 16), torch.randn(2, 8)
+    cos, sin = block.rotary.angles(torch.arange(5).expand(2, 5))
+    keys = torch.ones(2, 1, 1, 5, dtype=torch.bool)
+    assert torch.equal(block(x, cond, (cos, sin), keys), x)
+
+
+def test_softplus_head_at_init_is_closed_form():
+    head = ScalarRateHead(width=8, cond_dim=4, min_rate=0.5, max_rate=10.0)
+    torch.nn.init.zeros_(head.mlp[-1].weight)  # s = last bias = -4
+    b = head(torch.randn(2, 3, 8), torch.randn(2, 4))
+    expected = math.log1p(math.exp(-4.0)) * (10.0 - 0.5) + 0.5
+    torch.testing.assert_close(b, torch.full((2, 3), expected))
+
+
+def test_exp_head_is_closed_form():
+    head = ScalarRateHead(width=8, cond_dim=4, min_rate=0.25, fn="exp")
+    torch.nn.init.zeros_(head.mlp[-1].weight)
+    torch.nn.init.constant_(head.mlp[-1].bias, math.log(3.0))
+    b = head(torch.randn(2, 3, 8), torch.randn(2, 4))
+    torch.testing.assert_close(b, torch.full((2, 3), 3.25))
+
+
+@pytest.mark.parametrize("fn", ["softplus", "exp"])
+def test_rates_positive_and_floored(fn):
+    gen = make(learn_unmask=True, min_rate=0.7, scalar_fn=fn)
+    pred = gen(tokens(4, 9), torch.rand(4), torch.ones(4, 9, dtype=torch.bool))
+    for rate in (pred.insert_rate, pred.unmask_rate):
+        assert rate.dtype == torch.float32
+        assert bool((rate >= 0.7).all()) and bool(torch.isfinite(rate).all())
+        assert rate.std() > 0  # not a constant
+
+
+def test_time_conditions_rates_only_through_adaln():
+    x, real = tokens(1, 6), torch.ones(1, 6, dtype=torch.bool)
+    early, late = torch.tensor([0.1]), torch.tensor([0.9])
+    gen = make(perturb=True)
+    assert not torch.allclose(gen(x, early, real).insert_rate, gen(x, late, real).insert_rate)
+    # With every adaLN modulation at its zero init, t cannot reach any output.
+    zero = make(perturb=False)
+    torch.testing.assert_close(zero(x, early, real).insert_rate, zero(x, late, real).insert_rate)
+
+
+def test_no_nan_for_rows_of_padding():
+    gen = make(learn_unmask=True)
+    x = torch.full((3, 6), PAD)
+    x[0, 0] = EOS  # only EOS
+    x[2, :4] = tokens(1, 4)[0]
+    real = x != PAD  # row 1 is entirely padding
+    pred = gen(x, torch.rand(3), real)
+    for value in (pred.logits, pred.insert_rate, pred.unmask_rate):
+        assert bool(torch.isfinite(value).all())
+
+
+def test_dropout_only_in_training_mode():
+    gen = make(dropout=0.5)
+    x, t, real = tokens(2, 8), torch.rand(2), torch.ones(2, 8, dtype=torch.bool)
+    assert torch.equal(gen(x, t, real).logits, gen(x, t, real).logits)
+    gen.train()
+    assert not torch.equal(gen(x, t, real).logits, gen(x, t, real).logits)
+
+
+def test_trunk_output_and_rate_head_under_bf16_autocast():
+    gen = make()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = gen.trunk(tokens(2, 5), torch.rand(2), torch.ones(2, 5, dtype=torch.bool))
+        rate = gen.insert_head(out.hidden, out.cond)
+    assert out.hidden.shape == (2, 5, 32) and out.cond.shape == (2, 16)
+    assert rate.dtype == torch.float32
+
+
+def test_trunk_signature_defaults():
+    trunk = Trunk(vocab_size=V, layers=1, width=16, heads=2, max_length=8)
+    assert trunk.cond_dim == 128 and len(trunk.blocks) == 1
+
+
+def block_params(d: int, c: int) -> int:
+    """qkv + out (no bias), 4x MLP with biases, adaLN(6) with bias, two LayerNorm scales."""
+    return 3 * d * d + d * d + (d * 4 * d + 4 * d) + (4 * d * d + d) + (c * 6 * d + 6 * d) + 2 * d
+
+
+def test_paper_size_parameter_count():
+    """12 x 768 with 12 heads: about 93.8M without the embedding and vocab projection."""
+    opts = TransformerGenerator.Options(layers=12, width=768, heads=12)
+    gen = TransformerGenerator(opts, vocab_size=V, max_length=8, learn_unmask=True)
+    excluded = gen.trunk.embed.weight.numel() + gen.vocab_head.proj.weight.numel()
+    count = sum(p.numel() for p in gen.parameters()) - excluded
+    d, c = 768, 128
+    time_mlp = 256 * c + c + c * c + c
+    vocab_adaln = c * 2 * d + 2 * d + d
+    rate_head = (c * 2 * d + 2 * d) + d + (d * d + d) + (d + 1)
+    assert count == 12 * block_params(d, c) + time_mlp + vocab_adaln + 2 * rate_head
+    assert abs(count - 93.8e6) / 93.8e6 < 0.01
