@@ -7,14 +7,13 @@ import math
 import numpy as np
 import pytest
 import torch
-from torch import nn
-
 from loflex.config import SampleConfig
 from loflex.domain import Example
 from loflex.errors import ConfigError, LoflexError
 from loflex.generator import Prediction
 from loflex.sampler import T_END, _clip_to_room, _insert, _State, sample
 from loflex.vocab import BOS, EOS, MASK, PAD
+from torch import nn
 
 V = 10  # ids 4..9 are ordinary tokens
 
@@ -181,11 +180,23 @@ def test_unmask_probability_is_one_minus_exp_rate(b_um):
     assert ((out.reveal_step == 2) == (out.insert_step == 0) & (out.reveal_step != 1)).all()
 
 
+SHAPES = [  # top_prob, prob_diff and entropy rank these five differently
+    [0.6, 0.4, 0, 0, 0, 0],
+    [0.5, 0.1, 0.1, 0.1, 0.1, 0.1],
+    [0.55, 0.45, 0, 0, 0, 0],
+    [0.9, 0.02, 0.02, 0.02, 0.02, 0.02],
+    [0.7, 0.06, 0.06, 0.06, 0.06, 0.06],
+]
+
+
 def slot_distributions(length: int, seed: int = 0) -> torch.Tensor:
-    """(length, V) logits, different per slot, with the special columns very low."""
+    """(length, V) logits cycling through SHAPES (jittered, tokens permuted), specials low."""
     g = torch.Generator().manual_seed(seed)
-    logits = 3 * torch.randn(length, V, generator=g)
-    logits[:, :4] = -50.0
+    logits = torch.full((length, V), -50.0)
+    for j in range(length):
+        p = torch.tensor(SHAPES[j % len(SHAPES)]) + 1e-6
+        p = p * torch.exp(0.02 * torch.randn(6, generator=g))
+        logits[j, 4:] = p.log()[torch.randperm(6, generator=g)]
     return logits
 
 
@@ -222,7 +233,7 @@ def test_confidence_reveals_the_most_confident_masks(mode):
 
 def test_confidence_modes_rank_differently():
     table = slot_distributions(30)
-    ranks = {m: tuple(np.argsort(-scores_numpy(table, m))[:5])
+    ranks = {m: tuple(np.argsort(-scores_numpy(table, m)))
              for m in ("top_prob", "prob_diff", "entropy")}
     assert len(set(ranks.values())) == 3  # so the test above tells the modes apart
 

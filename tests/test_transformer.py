@@ -105,7 +105,7 @@ def test_rotary_rotates_pairs_by_position_angles():
     rot = Rotary(4, base=100.0)
     x = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0]).reshape(1, 1, 1, 5)
     cos, sin = rot.angles(torch.tensor([[3]]))
-    y = rot.apply(x, cos, sin).flatten()
+    y = rot.rotate(x, cos, sin).flatten()
     # Frequencies 1 and 1/10; pairs are (x0, x2) and (x1, x3); channel 4 passes through.
     a, b = 3.0, 0.3
     expected = [1 * math.cos(a) - 3 * math.sin(a), 2 * math.cos(b) - 4 * math.sin(b),
@@ -215,3 +215,16 @@ def test_paper_size_parameter_count():
     rate_head = (c * 2 * d + 2 * d) + d + (d * d + d) + (d + 1)
     assert count == 12 * block_params(d, c) + time_mlp + vocab_adaln + 2 * rate_head
     assert abs(count - 93.8e6) / 93.8e6 < 0.01
+
+
+def test_module_apply_and_state_dict():
+    gen = make(perturb=False)
+    seen = []
+    gen.apply(lambda module: seen.append(type(module).__name__))
+    assert "Rotary" in seen and "ScalarRateHead" in seen
+    keys = gen.state_dict().keys()
+    assert not any("freq" in key for key in keys)  # rotary/time frequencies are not weights
+    fresh = make(perturb=True, seed=5)
+    fresh.load_state_dict(gen.state_dict())
+    x, t, real = tokens(1, 4), torch.rand(1), torch.ones(1, 4, dtype=torch.bool)
+    assert torch.equal(fresh(x, t, real).insert_rate, gen(x, t, real).insert_rate)

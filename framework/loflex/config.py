@@ -184,8 +184,18 @@ def validate_run(data: dict[str, Any]) -> Run:
 
 
 def load_run(path: str | Path | None = None, overrides: list[str] | None = None) -> Run:
-    """Load a run from an optional TOML file plus ``--set`` overrides, validated."""
+    """Load a run from an optional TOML file plus ``--set`` overrides, validated.
+
+    An override that switches a component to another name (``--set order.name=uniform``)
+    drops the file's options for the component it replaces; options set with ``--set``
+    apply to the new one.
+    """
     data = read_toml(path) if path is not None else {}
+    for text in overrides or []:
+        keys, value = parse_override(text)
+        if len(keys) == 2 and keys[1] == "name" and isinstance(data.get(keys[0]), dict):
+            if data[keys[0]].get("name") != value:
+                data[keys[0]].pop("options", None)
     return validate_run(apply_overrides(data, overrides or []))
 
 

@@ -140,8 +140,9 @@ def validate_options(base: type, name: str, options: dict[str, Any] | pydantic.B
 def options_error(what: str, exc: pydantic.ValidationError) -> ConfigError:
     """Turn a pydantic error into a ConfigError naming ``what`` and each bad field."""
     lines = [format_error(err) for err in exc.errors()]
-    message = f"{what} has invalid options: {lines[0]}"
-    return ConfigError(message, details=lines if len(lines) > 1 else [])
+    if len(lines) == 1:
+        return ConfigError(f"{what} has invalid options: {lines[0]}")
+    return ConfigError(f"{what} has invalid options:", details=lines)
 
 
 def format_error(err: dict) -> str:

@@ -91,7 +91,7 @@ class Rotary(nn.Module):
         theta = positions.float()[:, None, :, None] * self.inv_freq  # (B, 1, L, dim/2)
         return theta.cos(), theta.sin()
 
-    def apply(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    def rotate(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         """Rotate ``x`` (..., B, H, L, Dh) by the angles; channels past ``dim`` pass through."""
         half = self.dim // 2
         x1, x2, rest = x[..., :half], x[..., half:self.dim], x[..., self.dim:]
@@ -131,7 +131,7 @@ class Block(nn.Module):
         """Bidirectional rotary self-attention over the unmasked keys."""
         b, n, d = x.shape
         qkv = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        q, k = self.rotary.apply(qkv[:2], *rope).unbind(0)  # (B, H, L, Dh) each
+        q, k = self.rotary.rotate(qkv[:2], *rope).unbind(0)  # (B, H, L, Dh) each
         v = qkv[2]
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)  # (B, H, L, Dh)
         return self.attn_out(y.transpose(1, 2).reshape(b, n, d))
