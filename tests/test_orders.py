@@ -235,7 +235,7 @@ def test_training_loss_with_learned_order_uses_two_samples_one_forward():
     terms = training_loss(batch, gen, order, length_scale=12.0,
                           rng=torch.Generator().manual_seed(0))
     assert calls == [6]
-    assert terms.regulariser > 0 and terms.advantage_max >= 0
+    assert float(terms.regulariser) > 0 and float(terms.advantage_max) >= 0
     terms.loss.backward()
     assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in order.parameters())
     assert any(p.grad is not None for p in gen.parameters())
@@ -250,7 +250,7 @@ def test_flexmdm_normalisation_trains_with_uniform_order():
     order = UniformOrder(UniformOrder.Options())
     terms = training_loss(batch, gen, order, length_scale=12.0, normalisation="flexmdm",
                           rng=torch.Generator().manual_seed(0))
-    assert terms.reinforce == 0.0
+    assert float(terms.reinforce) == 0.0
     terms.loss.backward()
     with pytest.raises(ConfigError, match="normalisation"):
         training_loss(batch, gen, order, length_scale=12.0, normalisation="global")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from loflex.errors import CheckpointError
 
 FORMAT = "loflex-checkpoint-1"
 LATEST = "latest"
+STEP_NAME = re.compile(r"^step-[0-9]+$")
 
 
 @dataclass
@@ -56,11 +58,18 @@ def fsync_write(path: Path, data: bytes) -> None:
         os.fsync(handle.fileno())
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` atomically (temp file, fsync, rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; use the usual mode
     fsync_write(Path(tmp), text.encode("utf-8"))
     os.replace(tmp, path)
 
@@ -77,6 +86,7 @@ def save(directory: Path, *, run: dict, state: dict, model: dict[str, torch.Tens
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp-"))
+    os.chmod(tmp, 0o777 & ~_umask())
     try:
         state = {"format": FORMAT, **state}
         fsync_write(tmp / "run.json", json.dumps(run, indent=1).encode())
@@ -127,7 +137,13 @@ def resolve(path: str | Path) -> Path:
         return path
     latest = path / "checkpoints" / LATEST
     if latest.exists():
-        target = path / "checkpoints" / latest.read_text().strip()
+        name = latest.read_text(encoding="utf-8", errors="replace").strip()
+        if not STEP_NAME.match(name):
+            raise CheckpointError(
+                f"'{latest}' names '{name}', not a step-* checkpoint of this run; "
+                "delete the file to fall back to the newest checkpoints/step-* directory"
+            )
+        target = path / "checkpoints" / name
         if target.is_dir():
             return target
     candidates = sorted((path / "checkpoints").glob("step-*")) if path.is_dir() else []
@@ -190,10 +206,22 @@ def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
 
 
 def keep_last(checkpoints_dir: Path, keep: int) -> None:
-    """Delete all but the ``keep`` newest ``step-*`` checkpoints."""
-    steps = sorted(p for p in Path(checkpoints_dir).glob("step-*") if p.is_dir())
+    """Delete all but the ``keep`` newest ``step-*`` checkpoints, and stale temp folders.
+
+    A checkpoint is renamed to a hidden name before it is deleted, so a crash while
+    deleting never leaves a partial ``step-*`` directory behind; hidden folders left by
+    an earlier crash (half-written or half-deleted checkpoints) are removed here.
+    """
+    checkpoints_dir = Path(checkpoints_dir)
+    steps = sorted(p for p in checkpoints_dir.glob("step-*") if p.is_dir())
     for old in steps[:-keep] if keep > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
+        doomed = old.with_name(f".{old.name}.deleting")
+        if doomed.exists():
+            shutil.rmtree(doomed, ignore_errors=True)
+        os.replace(old, doomed)
+    for stale in checkpoints_dir.glob(".step-*"):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], dict]:

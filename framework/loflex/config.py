@@ -59,7 +59,12 @@ class TrainConfig(Options):
         None, gt=0, description="Stop (with a checkpoint) after this many minutes spent in "
         "optimiser steps (validation, sampling and checkpoints not counted; kept across resumes)."
     )
-    device: str = Field("auto", description="'auto', 'cpu', 'cuda' or 'cuda:N'.")
+    budget_clock: Literal["wall", "cpu"] = Field(
+        "wall", description="What time_limit_minutes counts: wall seconds of optimiser steps, "
+        "or this process's CPU seconds (robust to other jobs sharing the machine)."
+    )
+    device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:[0-9]+)?)$",
+                        description="'auto', 'cpu', 'mps', 'cuda' or 'cuda:N'.")
     precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16 autocast on GPU.")
     compile: bool = Field(False, description="torch.compile the networks.")
     threads: int | None = Field(None, gt=0, description="torch CPU threads (default: all).")
@@ -103,7 +108,7 @@ class Run(BaseModel):
     )
     train: TrainConfig = Field(default_factory=TrainConfig)
     sample: SampleConfig = Field(default_factory=SampleConfig)
-    seed: int = Field(0, description="Seed of every random draw.")
+    seed: int = Field(0, ge=0, lt=2**32, description="Seed of every random draw (0 to 2**32 - 1).")
 
     @pydantic.model_validator(mode="after")
     def _validate_components(self) -> Run:

@@ -142,6 +142,23 @@ class Domain:
         """Write domain-specific files for samples (e.g. SDF, images); return their paths."""
         return []
 
+    def draw(self, tokens: Sequence[int], values: Sequence[float], path: Path, *,
+             prompt: Sequence[int] = (), title: str = "") -> bool:
+        """Draw one sequence with a value per target token (e.g. its insertion time).
+
+        Args:
+            tokens: target ids (no specials).
+            values: one float per target token (times in [0, 1] or sampler steps).
+            path: the image file to write (PNG or SVG by suffix).
+            prompt: the prompt ids the target belongs to (e.g. a star graph's edges).
+            title: a caption.
+
+        Returns:
+            False when the domain has no picture of its own (the core then draws a
+            token strip), True once ``path`` is written.
+        """
+        return False
+
     def constrain_logits(self, logits: torch.Tensor, x_t: torch.Tensor) -> torch.Tensor:
         """Optionally forbid tokens: return ``logits`` (B, L, V) with -inf where disallowed."""
         return logits

@@ -14,7 +14,7 @@ from loflex import checkpoint as ckpt
 from loflex.assemble import Model, assemble
 from loflex.config import Run, SampleConfig, validate_run
 from loflex.domain import Example, Generated
-from loflex.errors import CheckpointError, LoflexError
+from loflex.errors import CheckpointError, ConfigError, LoflexError
 
 
 @dataclass
@@ -133,6 +133,12 @@ def generate(model: Model, settings: SampleConfig, *, seed: int = 0,
     from loflex import sampler
 
     prompts = sampling_prompts(model, settings, settings.num_samples, prompt)
+    if settings.max_length is None and prompt is not None:
+        # an unconditional model grown from a prompt (e.g. a molecule fragment) needs room
+        # for the prompt besides its usual target length
+        room = len(prompt.prompt) + int(bool(prompt.prompt) and prompt.bos) + 1
+        width = max(model.generator.max_length, room + model.domain.max_target_length)
+        settings = settings.model_copy(update={"max_length": width})
     rng = torch.Generator(device=device).manual_seed(seed)
     was_training = (model.generator.training, model.order.training)
     model.generator.eval()
@@ -170,7 +176,7 @@ def check_prompt_fits(model: Model, prompt: Example, max_length: int) -> None:
     """Raise a clear error when a prompt leaves no room to generate."""
     needed = len(prompt.prompt) + (1 if prompt.prompt and prompt.bos else 0) + 2
     if needed > max_length:
-        raise LoflexError(
+        raise ConfigError(
             f"the prompt has {len(prompt.prompt)} tokens but the model's maximum length is "
             f"{max_length}; shorten the prompt or raise sample.max_length"
         )

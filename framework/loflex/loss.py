@@ -64,13 +64,19 @@ class LossTerms:
     """
 
     loss: torch.Tensor
-    unmask: float
-    insertion: float
-    reinforce: float
-    regulariser: float
-    loss_theta: float
-    advantage_max: float
-    log_p_diff_max: float
+    unmask: torch.Tensor
+    insertion: torch.Tensor
+    reinforce: torch.Tensor
+    regulariser: torch.Tensor
+    loss_theta: torch.Tensor
+    advantage_max: torch.Tensor
+    log_p_diff_max: torch.Tensor
+
+    def scalars(self) -> dict[str, float]:
+        """Return every term as a Python float (one host sync, at logging time only)."""
+        names = [k for k in vars(self)]
+        values = torch.stack([getattr(self, k).detach().float().reshape(()) for k in names])
+        return dict(zip(names, values.tolist()))
 
 
 def bregman(p: torch.Tensor, q: torch.Tensor, eps: float = 1e-9) -> torch.Tensor:
@@ -255,16 +261,16 @@ def _rows(out: Prediction, start: int, stop: int) -> Prediction:
 
 def _fixed_terms(loss: GeneratorLoss) -> LossTerms:
     total = loss.total.mean()
-    value = float(total.detach())
+    zero = torch.zeros((), dtype=total.dtype, device=total.device)
     return LossTerms(
         loss=total,
-        unmask=float(loss.unmask.detach().mean()),
-        insertion=float(loss.insertion.detach().mean()),
-        reinforce=0.0,
-        regulariser=0.0,
-        loss_theta=value,
-        advantage_max=0.0,
-        log_p_diff_max=0.0,
+        unmask=loss.unmask.detach().mean(),
+        insertion=loss.insertion.detach().mean(),
+        reinforce=zero,
+        regulariser=zero,
+        loss_theta=total.detach(),
+        advantage_max=zero,
+        log_p_diff_max=zero,
     )
 
 
@@ -290,11 +296,11 @@ def policy_terms(
     total = (loss_theta + reinforce_weight * reinforce + regulariser).mean()
     return LossTerms(
         loss=total,
-        unmask=float(0.5 * (losses[0].unmask.mean() + losses[1].unmask.mean()).detach()),
-        insertion=float(0.5 * (losses[0].insertion.mean() + losses[1].insertion.mean()).detach()),
-        reinforce=float(reinforce.detach().mean()),
-        regulariser=float(regulariser.detach().mean()),
-        loss_theta=float(loss_theta.detach().mean()),
-        advantage_max=float(advantage.abs().max()),
-        log_p_diff_max=float(log_p_diff.detach().abs().max()),
+        unmask=(0.5 * (losses[0].unmask.mean() + losses[1].unmask.mean())).detach(),
+        insertion=(0.5 * (losses[0].insertion.mean() + losses[1].insertion.mean())).detach(),
+        reinforce=reinforce.detach().mean(),
+        regulariser=regulariser.detach().mean(),
+        loss_theta=loss_theta.detach().mean(),
+        advantage_max=advantage.abs().max(),
+        log_p_diff_max=log_p_diff.detach().abs().max(),
     )

@@ -112,7 +112,8 @@ def get(base: type[T], name: str) -> type[T]:
     known = ", ".join(sorted(table)) or "none"
     hint = ""
     if plugins.failures:
-        hint = "; plugins that failed to load: " + ", ".join(f.plugin for f in plugins.failures)
+        hint = "; plugins that failed to load: " + ", ".join(
+            f"{f.plugin} ({f.distribution}: {f.problem})" for f in plugins.failures)
     raise UnknownComponentError(
         f"unknown {kind} '{name}'; registered: {known}{hint}. "
         "Install the plugin that provides it or pick a registered name"
@@ -151,6 +152,8 @@ def format_error(err: dict) -> str:
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
         msg = "unknown option (remove it or check its spelling)"
+    elif err["type"] == "value_error":
+        msg = msg.removeprefix("Value error, ")
     return f"{loc}: {msg}"
 
 

@@ -168,7 +168,7 @@ def train(run: Run, run_dir: str | Path, *, resume: bool = False, progress: bool
             for group in optimizer.param_groups:
                 group["lr"] = cfg.lr * lr_factor(step, cfg)
             batch = next(batches).to(device)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             with autocast:
                 terms = step_fn(batch, noise_rng)
             optimizer.zero_grad(set_to_none=True)
@@ -191,7 +191,8 @@ def train(run: Run, run_dir: str | Path, *, resume: bool = False, progress: bool
                     ema.update(named_parameters(modules))
             step += 1
             last_loss = loss_value
-            train_seconds += time.perf_counter() - t0
+            train_seconds += (time.perf_counter() - t0 if cfg.budget_clock == "wall"
+                              else time.process_time() - c0)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{last_loss:.3f}")
@@ -200,7 +201,7 @@ def train(run: Run, run_dir: str | Path, *, resume: bool = False, progress: bool
                           "grad_norm": grad_norm, "step_seconds": time.perf_counter() - t0,
                           "train_seconds": train_seconds, "elapsed": time.time() - start,
                           "skipped_nonfinite": nonfinite,
-                          **_scalars(terms)}
+                          **terms.scalars()}
                 log_line(metrics_path, record)
             if rank == 0 and cfg.eval_every and step % cfg.eval_every == 0:
                 log_line(metrics_path, {"step": step, "valid_loss": _validate(objective, valid,
@@ -240,16 +241,6 @@ def _clip(optimizer: torch.optim.Optimizer, max_norm: float) -> float:
     if max_norm > 0:
         return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
     return float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params])))
-
-
-def _scalars(terms: losses.LossTerms) -> dict[str, float]:
-    out = {}
-    for key, value in vars(terms).items():
-        if torch.is_tensor(value):
-            value = float(value.detach())
-        if isinstance(value, (int, float)):
-            out[key] = float(value)
-    return out
 
 
 def _validation_batches(model: Model, batch_size: int, count: int) -> list[Batch]:

@@ -41,6 +41,8 @@ def add_commands(sub) -> None:
 
 def cmd_plugins(args) -> int:
     infos = plugins.plugin_infos()
+    for _, base in KINDS:  # run every hook once, so a hook that raises is reported too
+        registry.registrations(base)
     failures = [vars(f) for f in plugins.failures]
     if args.json:
         print(json.dumps({"plugins": infos, "failed": failures}, indent=2))

@@ -10,7 +10,7 @@ import numpy as np
 from loflex import config
 from loflex.domain import SPLITS, Domain, Example, Generated
 from loflex.errors import CheckpointError, DataError
-from loflex.vocab import Vocabulary
+from loflex.vocab import SPECIAL_TOKENS, Vocabulary
 from pydantic import Field
 
 from loflex_graphs import dataset
@@ -133,6 +133,21 @@ class StarGraphDomain(Domain):
         See :func:`loflex_graphs.metrics.star_metrics` for the definitions.
         """
         return star_metrics(samples, self.vocab)
+
+    def draw(self, tokens: Sequence[int], values: Sequence[float], path: Path, *,
+             prompt: Sequence[int] = (), title: str = "") -> bool:
+        """Draw the graph of ``prompt`` with the path edges coloured by ``values``.
+
+        Each edge gets the later value of its two tokens; times in [0, 1] use the fixed
+        range [0, 1]. Without a prompt there is no graph, and the core's token strip is used.
+        """
+        from loflex_graphs.drawing import draw_path_values
+
+        if not [i for i in prompt if i >= len(SPECIAL_TOKENS)]:
+            return False
+        sample = Generated(tokens=list(tokens), prompt=list(prompt))
+        draw_path_values(sample, values, path, vocab=self.vocab, title=title)
+        return True
 
     def describe(self, example: Example) -> dict[str, Any]:
         """Return the readable example plus its source, goal and edge count."""

@@ -9,11 +9,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rdkit import Chem
-
 from loflex.domain import Domain, Example, Generated
 from loflex.errors import ConfigError, LoflexError
 from loflex.vocab import Vocabulary
+from rdkit import Chem
 
 from loflex_molecules import fragments as frag
 from loflex_molecules.data import MoleculeSet, default_cache_dir, load_splits, represent
@@ -67,14 +66,15 @@ class MoleculeDomain(Domain):
         super().__init__(options, state=state, cache_dir=cache_dir)
         self.rep = options.representation
         if options.cache_dir is not None:
-            self.cache_dir = Path(options.cache_dir).expanduser()
+            self.data_cache = Path(options.cache_dir).expanduser()
         elif cache_dir is not None:
-            self.cache_dir = Path(cache_dir) / "molecules"
+            self.data_cache = Path(cache_dir) / "molecules"
         else:
-            self.cache_dir = default_cache_dir()
+            self.data_cache = default_cache_dir()
         self._splits: dict[str, MoleculeSet] | None = None
         self._examples: dict[str, Sequence[Example]] = {}
         self._reference: MosesReference | None = None
+        self._train_tokens: tuple[list[list[str]], list[str]] | None = None
         if state is not None:
             self._restore(state)
         else:
@@ -91,8 +91,7 @@ class MoleculeDomain(Domain):
         self.vocab = Vocabulary.from_json(state["vocab"])
 
     def _build_vocab(self) -> Vocabulary:
-        texts, _ = represent(self.splits()["train"], self.rep)
-        token_lists = [self._fit(tokenize(t)) or [] for t in texts]
+        token_lists = [self._fit(tokens) or [] for tokens in self._tokenized("train")[0]]
         token_lists.append(list(BASE_TOKENS))
         if self.options.fragment_tokens and self.rep != "smiles":
             token_lists += [tokenize(p) for p in self._fragment_texts()]
@@ -113,7 +112,7 @@ class MoleculeDomain(Domain):
             o = self.options
             sizes = {"train": o.train_size, "valid": o.valid_size, "test": o.test_size}
             self._splits = load_splits(o.path, o.column, self.rep != "smiles", sizes,
-                                       o.workers, self.cache_dir)
+                                       o.workers, self.data_cache)
         return self._splits
 
     @property
@@ -133,11 +132,22 @@ class MoleculeDomain(Domain):
             self._examples[split] = self._make_examples(split)
         return self._examples[split]
 
-    def _make_examples(self, split: str) -> Sequence[Example]:
+    def _tokenized(self, split: str) -> tuple[list[list[str]], list[str]]:
+        """Return the tokens and canonical SMILES of ``split`` (memoised for train)."""
+        if split == "train" and self._train_tokens is not None:
+            return self._train_tokens
         texts, smiles = represent(self.splits()[split], self.rep)
+        result = ([tokenize(t) for t in texts], smiles)
+        if split == "train":
+            self._train_tokens = result
+        return result
+
+    def _make_examples(self, split: str) -> Sequence[Example]:
+        token_lists, smiles = self._tokenized(split)
+        if split == "train":
+            self._train_tokens = None  # built once; free the memo
         examples, kept, too_long, unknown = [], [], 0, 0
-        for text, smi in zip(texts, smiles):
-            full = tokenize(text)
+        for full, smi in zip(token_lists, smiles):
             too_long += len(full) > self.options.max_length
             tokens = self._fit(full)
             if tokens is None:
@@ -147,7 +157,7 @@ class MoleculeDomain(Domain):
                 continue
             examples.append(Example(target=self.vocab.encode(tokens)))
             kept.append(smi)
-        self._report(split, len(texts), too_long, unknown)
+        self._report(split, len(token_lists), too_long, unknown)
         if split == "train" and self.options.augment:
             return AugmentedExamples(kept, examples, self._random_example)
         return examples
@@ -221,7 +231,7 @@ class MoleculeDomain(Domain):
         if self._reference is None:
             splits = self.splits()
             self._reference = MosesReference(splits["train"].smiles, splits["test"].smiles,
-                                             self.cache_dir)
+                                             self.data_cache)
         return self._reference
 
     def metrics(self, samples: Sequence[Generated]) -> dict[str, float]:

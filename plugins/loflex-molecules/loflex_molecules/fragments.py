@@ -15,12 +15,12 @@ import csv
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import safe as sf
-from rdkit import Chem
-
 from loflex.errors import DataError
+from rdkit import Chem
 
 from loflex_molecules.chem import diversity, mean_distance
 from loflex_molecules.data import bundled_path
@@ -58,8 +58,14 @@ def load_fragment_tasks(path: str | None = None, seed: int = 0) -> list[Fragment
     """Return the 40 tasks of GenMol's ``fragments.csv`` (bundled by default).
 
     Superstructure inputs have no attachment point; one is drawn (seeded) from
-    ``sf.utils.list_individual_attach_points(mol, depth=3)``.
+    ``sf.utils.list_individual_attach_points(mol, depth=3)``. Results are memoised
+    per (path, seed), since listing attachment points takes seconds.
     """
+    return list(_load_tasks(path, seed))
+
+
+@lru_cache(maxsize=8)
+def _load_tasks(path: str | None, seed: int) -> tuple[FragmentTask, ...]:
     rng = random.Random(seed)
     with open(path or bundled_path("genmol_fragments.csv"), encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
@@ -70,7 +76,7 @@ def load_fragment_tasks(path: str | None = None, seed: int = 0) -> list[Fragment
             if task == "superstructure_generation":
                 fragment = pick_attachment(fragment, rng)
             tasks.append(FragmentTask(row["name"], row["smiles"], task, fragment))
-    return tasks
+    return tuple(tasks)
 
 
 def pick_attachment(smiles: str, rng: random.Random) -> str:

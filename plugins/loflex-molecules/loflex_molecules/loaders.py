@@ -26,7 +26,7 @@ from loflex.errors import DataError
 
 TEXT_SUFFIXES = (".smi", ".txt")
 FORMATS = ".csv, .smi, .txt (optionally .gz), .sdf, .parquet or a directory of .parquet shards"
-FALLBACK_COLUMNS = ("input", "smiles")
+FALLBACK_COLUMNS = ("input", "smiles")  # tried when `column` is left at "SMILES"
 
 
 @dataclass
@@ -125,7 +125,8 @@ def _read_csv(path: Path, text: str, column: str) -> RawMolecules:
 
 def _column_index(path: Path, names: list[str], column: str) -> int:
     lowered = [name.lower() for name in names]
-    for wanted in (column, *FALLBACK_COLUMNS):
+    fallback = FALLBACK_COLUMNS if column.lower() == "smiles" else ()
+    for wanted in (column, *fallback):
         if wanted.lower() in lowered:
             return lowered.index(wanted.lower())
     shown = ", ".join(repr(n) for n in names[:10])

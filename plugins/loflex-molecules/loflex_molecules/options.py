@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
-
 from loflex.config import Options
+from pydantic import Field
 
 
 class MoleculeOptions(Options):

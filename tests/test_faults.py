@@ -1,0 +1,283 @@
+"""Faults: crashes while checkpointing, SIGKILL, SIGINT/SIGTERM and non-finite steps.
+
+The subprocess tests run the real ``loflex train`` (built-in ``sequences`` domain, one
+CPU thread so that losses are bit-for-bit reproducible) and kill it for real.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import torch
+
+import loflex.loss
+from loflex import checkpoint as ckpt
+from loflex import load_run
+from loflex.errors import CheckpointError, TrainingError
+from loflex.train import train
+
+STEPS = 8
+TINY = ["order.name=uniform", "generator.options.layers=1", "generator.options.width=32",
+        "generator.options.heads=2", "train.batch_size=4", "train.eval_every=0",
+        "train.log_every=1", "train.threads=1", "train.warmup_steps=0",
+        "train.lr_schedule=constant", "train.checkpoint_every=2", "train.keep_checkpoints=2"]
+ENV = {**os.environ, "LOFLEX_LOAD_PLUGINS": "", "OMP_NUM_THREADS": "1"}
+
+
+def write_data(folder):
+    path = folder / "seqs.txt"
+    words = ["ACGT", "GATTACA", "CAT", "TAG", "CCGGA", "TTAGC", "AGA", "GCGCGC"]
+    path.write_text("".join(f"{w}\n" for w in words * 6))
+    return path
+
+
+def train_args(data, run_dir, steps=STEPS, extra=()) -> list[str]:
+    args = ["train", "--set", "domain.name=sequences", "--set", f"domain.options.path={data}",
+            "--set", f"train.steps={steps}", "--no-progress", "-o", str(run_dir)]
+    for item in [*TINY, *extra]:
+        args += ["--set", item]
+    return args
+
+
+def cli(args: list[str], **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "loflex.cli", *args], env=ENV,
+                          capture_output=True, text=True, timeout=240, **kwargs)
+
+
+def losses(run_dir) -> dict[int, float]:
+    """The loss of every step; a step logged twice (before a crash and after resuming) keeps
+    its last value."""
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in rows if "loss" in r}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """An uninterrupted run of STEPS steps."""
+    root = tmp_path_factory.mktemp("reference")
+    data = write_data(root)
+    result = cli(train_args(data, root / "run"))
+    assert result.returncode == 0, result.stderr
+    return data, losses(root / "run")
+
+
+# -- crashes inside the checkpoint writer ------------------------------------------------
+
+KILLER = textwrap.dedent("""
+    import os, signal, sys
+    from pathlib import Path
+    import loflex.checkpoint as C
+    from loflex.cli import main
+
+    point, target = sys.argv[1], sys.argv[2]
+
+    def die():
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    save_tensors, write_text, replace = C._save_tensors, C.atomic_write_text, os.replace
+
+    def tensors(tensors, path):
+        if point == "weights" and path.parent.name.startswith(f".{target}.tmp-") \\
+                and path.name == "optim.safetensors":
+            save_tensors(tensors, path)
+            Path(path).write_bytes(Path(path).read_bytes()[:100])  # half-written file
+            die()
+        save_tensors(tensors, path)
+
+    def text(path, content):
+        if point == "latest" and path.name == "latest" and content.strip() == target:
+            die()  # the new step directory is complete, the pointer still names the old one
+        write_text(path, content)
+
+    def rename(src, dst, *args, **kwargs):
+        replace(src, dst, *args, **kwargs)
+        if point == "prune" and str(dst).endswith(".deleting"):
+            die()  # an old checkpoint is being deleted
+
+    C._save_tensors, C.atomic_write_text, C.os.replace = tensors, text, rename
+    sys.exit(main(sys.argv[3:]))
+""")
+
+
+@pytest.mark.parametrize("point, target", [
+    ("weights", "step-00000004"),
+    ("latest", "step-00000004"),
+    ("prune", "step-00000006"),
+])
+def test_sigkill_mid_checkpoint_then_resume_matches_uninterrupted(tmp_path, reference, point,
+                                                                  target):
+    data, expected = reference
+    run_dir = tmp_path / "run"
+    killed = subprocess.run([sys.executable, "-c", KILLER, point, target,
+                             *train_args(data, run_dir)],
+                            env=ENV, capture_output=True, text=True, timeout=240)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert not (run_dir / "checkpoints" / target).exists() or point != "weights"
+    before = ckpt.resolve(run_dir)
+    assert ckpt.load(before).step in (2, 4)  # the last complete checkpoint is loadable
+
+    resumed = cli(["train", "--resume", str(run_dir), "--no-progress"])
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"trained {STEPS} steps (steps)" in resumed.stdout
+    got = losses(run_dir)
+    assert got == expected, "resumed losses differ from the uninterrupted run"
+    names = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    assert names == ["latest", "step-00000006", "step-00000008"], names
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_always_resumes(tmp_path, reference):
+    data, expected = reference
+    outcomes = []
+    for trial, delay in enumerate((0.05, 0.4, 0.9)):
+        run_dir = tmp_path / f"run{trial}"
+        args = train_args(data, run_dir, extra=["train.checkpoint_every=1"])
+        proc = subprocess.Popen([sys.executable, "-m", "loflex.cli", *args], env=ENV,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        latest = run_dir / "checkpoints" / "latest"
+        deadline = time.time() + 120
+        while not latest.exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.005)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+        resumed = cli(["train", "--resume", str(run_dir), "--no-progress"])
+        assert resumed.returncode == 0, resumed.stderr
+        outcomes.append(losses(run_dir) == expected)
+    assert all(outcomes), outcomes
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_finishes_step_checkpoints_and_exits_cleanly(tmp_path, reference, sig):
+    data, _ = reference
+    run_dir = tmp_path / "run"
+    args = train_args(data, run_dir, steps=100_000, extra=["train.checkpoint_every=0"])
+    proc = subprocess.Popen([sys.executable, "-m", "loflex.cli", *args], env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = run_dir / "metrics.jsonl"
+    deadline = time.time() + 120
+    while (not metrics.exists() or len(metrics.read_text().splitlines()) < 3) \
+            and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    last = max(losses(run_dir))
+    assert f"trained {last} steps (signal)" in out
+    saved = ckpt.load(run_dir)
+    assert saved.step == last, "the checkpoint holds the last finished step"
+    assert (run_dir / "checkpoints" / "latest").read_text().strip() == f"step-{last:08d}"
+
+
+# -- in-process faults ----------------------------------------------------------------------
+
+def test_a_crash_while_saving_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
+    folder = tmp_path / "checkpoints"
+    weights = {"w": torch.arange(4.0)}
+    ckpt.save(folder / "step-00000001", run={}, state={"step": 1}, model=weights)
+    real = ckpt._save_tensors
+
+    def crash(tensors, path):
+        real(tensors, path)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ckpt, "_save_tensors", crash)
+    with pytest.raises(OSError, match="disk full"):
+        ckpt.save(folder / "step-00000002", run={}, state={"step": 2}, model=weights)
+    with pytest.raises(OSError, match="disk full"):  # overwriting an existing one
+        ckpt.save(folder / "step-00000001", run={}, state={"step": 9}, model=weights)
+    assert sorted(p.name for p in folder.iterdir()) == ["step-00000001"]
+    assert ckpt.load(folder / "step-00000001").step == 1
+
+
+def test_non_finite_weights_are_never_written(tmp_path):
+    folder = tmp_path / "checkpoints"
+    bad = {"generator.w": torch.tensor([1.0, float("nan")])}
+    with pytest.raises(CheckpointError, match=r"refusing to save non-finite values in "
+                                              r"'generator\.w'"):
+        ckpt.save(folder / "step-00000003", run={}, state={"step": 3}, model=bad)
+    assert list(folder.iterdir()) == []
+
+
+def test_keep_last_k_and_stale_temp_folders(tmp_path, toy):
+    stale = tmp_path / "checkpoints" / ".step-00000001.tmp-abc"
+    stale.mkdir(parents=True)
+    (stale / "model.safetensors").write_bytes(b"half")
+    run = load_run(None, ["domain.name=toy", "domain.options.size=16", "train.steps=5",
+                          *TINY, "train.checkpoint_every=1", "train.keep_checkpoints=3"])
+    train(run, tmp_path, progress=False)
+    names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert names == ["latest", "step-00000003", "step-00000004", "step-00000005"]
+    for path in [tmp_path / "config.toml", tmp_path / "checkpoints" / "latest"]:
+        assert path.stat().st_mode & 0o044 == 0o044 & ~os.umask(os.umask(0)), \
+            "run files keep the usual permissions"
+
+
+class InfiniteGradient(torch.autograd.Function):
+    """Identity forward, infinite gradient backward."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * float("inf")
+
+
+def poison(monkeypatch, bad_calls: set[int], kind: str = "nan") -> list[torch.Tensor]:
+    """Make training steps ``bad_calls`` (1-based) non-finite; return a weight snapshot per call."""
+    real = loflex.loss.training_loss
+    snapshots, calls = [], [0]
+
+    def wrapped(batch, generator, order, **kwargs):
+        calls[0] += 1
+        snapshots.append(torch.cat([p.detach().flatten() for p in generator.parameters()]))
+        terms = real(batch, generator, order, **kwargs)
+        if calls[0] in bad_calls:
+            loss = terms.loss * float("nan") if kind == "nan" else InfiniteGradient.apply(terms.loss)
+            terms = dataclasses.replace(terms, loss=loss)
+        return terms
+
+    monkeypatch.setattr(loflex.loss, "training_loss", wrapped)
+    return snapshots
+
+
+@pytest.mark.parametrize("kind", ["nan", "inf-grad"])
+def test_non_finite_steps_are_skipped_and_counted(tmp_path, toy, monkeypatch, kind):
+    snapshots = poison(monkeypatch, {3, 4}, kind)
+    run = load_run(None, ["domain.name=toy", "domain.options.size=16", "train.steps=6", *TINY,
+                          "train.max_nonfinite_steps=3"])
+    result = train(run, tmp_path, progress=False)
+    assert result.step == 6
+    rows = {r["step"]: r for r in map(json.loads, (tmp_path / "metrics.jsonl").read_text()
+                                      .splitlines())}
+    assert [rows[s]["skipped_nonfinite"] for s in range(1, 7)] == [0, 0, 1, 2, 0, 0]
+    assert not torch.equal(snapshots[1], snapshots[2]), "a finite step changes the weights"
+    assert torch.equal(snapshots[2], snapshots[3]), "a skipped step leaves the weights"
+    assert torch.equal(snapshots[3], snapshots[4]), "a skipped step leaves the weights"
+    for tensors in (ckpt.load(tmp_path, with_optim=True).model, ckpt.load(tmp_path).ema):
+        assert all(torch.isfinite(t).all() for t in tensors.values() if t.is_floating_point())
+
+
+def test_too_many_non_finite_steps_in_a_row_stop_with_a_clear_error(tmp_path, toy, monkeypatch):
+    poison(monkeypatch, set(range(5, 100)))
+    run = load_run(None, ["domain.name=toy", "domain.options.size=16", "train.steps=50", *TINY,
+                          "train.max_nonfinite_steps=3"])
+    with pytest.raises(TrainingError) as info:
+        train(run, tmp_path, progress=False)
+    assert type(info.value) is TrainingError
+    assert ("3 consecutive steps had a non-finite loss or gradient (last at step 6); lower "
+            "train.lr or raise train.grad_clip, then resume") in info.value.message
+    saved = ckpt.load(tmp_path, with_optim=True)
+    assert saved.step == 6  # step-6 holds the finite weights of step 4
+    for tensors in (saved.model, saved.ema, saved.optim):
+        assert all(torch.isfinite(t).all() for t in tensors.values() if t.is_floating_point())

@@ -1,0 +1,175 @@
+"""Bad checkpoints give a CheckpointError naming the file and the fix; nothing is ever unpickled."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import re
+import shutil
+
+import pytest
+import torch
+
+from loflex import checkpoint as ckpt
+from loflex import load_run, plugins
+from loflex.errors import CheckpointError
+from loflex.inference import load_model
+from loflex.train import train
+
+TINY = ["generator.options.layers=1", "generator.options.width=32", "generator.options.heads=2",
+        "order.name=uniform", "train.batch_size=4", "train.eval_every=0", "train.steps=2"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("trained")
+    data = root / "seqs.txt"
+    data.write_text("".join(f"{w}\n" for w in ["ACGT", "GATTACA", "CAT", "TAG"] * 5))
+    run = load_run(None, ["domain.name=sequences", f"domain.options.path={data}", *TINY])
+    train(run, root / "run", progress=False)
+    return root / "run"
+
+
+@pytest.fixture
+def run_dir(trained, tmp_path):
+    target = tmp_path / "run"
+    shutil.copytree(trained, target)
+    return target
+
+
+def step_dir(run_dir):
+    return ckpt.resolve(run_dir)
+
+
+def expect(pattern: str, path, **kwargs) -> CheckpointError:
+    with pytest.raises(CheckpointError) as info:
+        load_model(path, **kwargs)
+    assert type(info.value) is CheckpointError
+    assert re.search(pattern, str(info.value)), str(info.value)
+    return info.value
+
+
+def test_intact_checkpoint_loads(run_dir):
+    assert load_model(run_dir).checkpoint.step == 2
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "ema.safetensors"])
+@pytest.mark.parametrize("keep", [0.5, 0.0, 8])
+def test_truncated_weights(run_dir, name, keep):
+    path = step_dir(run_dir) / name
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)] if keep < 1 else data[:keep])
+    expect(rf"{name}' is not a readable safetensors file .* use an earlier checkpoint", run_dir)
+
+
+@pytest.mark.parametrize("name", ["state.json", "run.json"])
+def test_truncated_json(run_dir, name):
+    path = step_dir(run_dir) / name
+    path.write_bytes(path.read_bytes()[:40])
+    expect(rf"{name}' is corrupt or truncated; use an earlier checkpoint", run_dir)
+
+
+@pytest.mark.parametrize("name", ["state.json", "model.safetensors"])
+def test_missing_file(run_dir, name):
+    (step_dir(run_dir) / name).unlink()
+    expect(r"missing; the checkpoint is incomplete", step_dir(run_dir))
+
+
+def test_wrong_format(run_dir):
+    path = step_dir(run_dir) / "state.json"
+    state = json.loads(path.read_text())
+    state["format"] = "someone-elses-format-7"
+    path.write_text(json.dumps(state))
+    expect(r"is not a loflex checkpoint \(format 'someone-elses-format-7'\); pass a directory "
+           r"written by `loflex train`", run_dir)
+
+
+def test_weights_in_another_format(run_dir):
+    (step_dir(run_dir) / "model.safetensors").write_text("version https://git-lfs.github.com/spec/v1\n")
+    expect(r"model\.safetensors' is not a readable safetensors file", run_dir)
+
+
+def test_not_a_checkpoint_directory(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    expect(r"holds no checkpoint; pass a run directory written by `loflex train`", tmp_path)
+    expect(r"does not exist; pass a run directory or a checkpoint", tmp_path / "absent")
+
+
+def test_checkpoint_of_a_plugin_that_is_not_installed(tmp_path):
+    from loflex.testing import ToyPlugin, registered
+
+    base = ["domain.name=toy", "domain.options.size=16", *TINY]
+    with registered(ToyPlugin(), name="toy"):
+        plugins.distributions["toy"] = "loflex-toy 0.3"
+        train(load_run(None, base), tmp_path / "run", progress=False)
+    error = expect(r"cannot be rebuilt: unknown domain 'toy'", tmp_path / "run")
+    assert "'toy' came from loflex-toy 0.3" in error.message
+    assert "install the missing plugin" in error.message
+
+
+@pytest.mark.parametrize("override, problem", [
+    ("generator.options.width=64", r"shape mismatch in \[.*\] \(checkpoint \(64,\), config \(128,\)\)"),
+    ("generator.options.layers=2", r"missing \['trunk"),
+])
+def test_shape_mismatch_against_the_config(run_dir, override, problem):
+    expect(rf"generator weights in .* do not fit the configured generator: {problem}", run_dir,
+           overrides=[override])
+
+
+def test_latest_pointing_outside_the_run_is_refused(run_dir, tmp_path):
+    outside = tmp_path / "elsewhere"
+    shutil.copytree(step_dir(run_dir), outside)
+    (run_dir / "checkpoints" / "latest").write_text("../../elsewhere\n")
+    expect(r"latest' names '\.\./\.\./elsewhere', not a step-\* checkpoint", run_dir)
+
+
+# -- nothing is unpickled ------------------------------------------------------------------
+
+class Payload:
+    """Unpickling this runs code: it creates the marker file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "ema.safetensors"])
+def test_pickle_in_place_of_weights_is_refused_unexecuted(run_dir, tmp_path, name):
+    marker = tmp_path / "pwned"
+    (step_dir(run_dir) / name).write_bytes(pickle.dumps({"w": Payload(marker)}))
+    expect(r"not a readable safetensors file", run_dir)
+    assert not marker.exists(), "a pickle in a checkpoint was executed"
+
+
+def test_torch_save_file_in_place_of_weights_is_refused(run_dir, tmp_path):
+    marker = tmp_path / "pwned"
+    torch.save({"generator.x": torch.zeros(2), "evil": Payload(marker)},
+               step_dir(run_dir) / "model.safetensors")
+    expect(r"not a readable safetensors file", run_dir)
+    assert not marker.exists()
+
+
+def test_pickled_optimiser_state_is_refused_on_resume(run_dir, tmp_path):
+    marker = tmp_path / "pwned"
+    (step_dir(run_dir) / "optim.safetensors").write_bytes(pickle.dumps(Payload(marker)))
+    with pytest.raises(CheckpointError, match=r"cannot resume .*optim\.safetensors' is not a "
+                                              r"readable safetensors file"):
+        train(load_run(run_dir / "config.toml", ["train.steps=3"]), run_dir, resume=True,
+              progress=False)
+    assert not marker.exists()
+
+
+def test_pytorch_pickle_checkpoints_are_not_picked_up(tmp_path):
+    marker = tmp_path / "pwned"
+    torch.save({"state_dict": Payload(marker)}, tmp_path / "pytorch_model.bin")
+    torch.save({"state_dict": Payload(marker)}, tmp_path / "model.pt")
+    expect(r"holds no checkpoint", tmp_path)
+    assert not marker.exists()
+
+
+def test_checkpoint_holds_only_json_and_safetensors(run_dir):
+    names = {p.name for p in step_dir(run_dir).iterdir()}
+    assert names == {"run.json", "state.json", "model.safetensors", "ema.safetensors",
+                     "optim.safetensors"}

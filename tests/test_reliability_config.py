@@ -1,0 +1,200 @@
+"""Bad configuration gives one exact error class with a message naming the problem and the fix."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from loflex.cli import main
+from loflex.config import load_run, validate_run
+from loflex.errors import ConfigError, UnknownComponentError
+
+
+@pytest.fixture
+def seqs(tmp_path):
+    path = tmp_path / "seqs.txt"
+    path.write_text("".join(f"{'ACGT' * (1 + i % 3)}\n" for i in range(40)), encoding="utf-8")
+    return path
+
+
+def run_dict(seqs, **sections) -> dict:
+    return {"domain": {"name": "sequences", "options": {"path": str(seqs)}}, **sections}
+
+
+def expect(error: type, data: dict, *patterns: str) -> str:
+    """Validate ``data``; assert the exact error class and that every pattern is in the message."""
+    with pytest.raises(error) as info:
+        validate_run(data)
+    assert type(info.value) is error, f"expected {error.__name__}, got {type(info.value).__name__}"
+    text = str(info.value)
+    for pattern in patterns:
+        assert re.search(pattern, text), f"{pattern!r} not in {text!r}"
+    return text
+
+
+# -- unknown keys -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("extra, where", [
+    ({"bogus": 1}, r"bogus"),
+    ({"train": {"stepz": 10}}, r"train\.stepz"),
+    ({"sample": {"top_q": 0.5}}, r"sample\.top_q"),
+])
+def test_unknown_run_key(seqs, extra, where):
+    expect(ConfigError, run_dict(seqs, **extra), where, r"unknown option", r"spelling")
+
+
+def test_unknown_component_option_names_component_and_key(seqs):
+    data = run_dict(seqs)
+    data["domain"]["options"]["colour"] = "red"
+    expect(ConfigError, data, r"domain 'sequences'", r"colour", r"unknown option")
+
+
+def test_unknown_order_option(seqs):
+    expect(ConfigError, run_dict(seqs, order={"name": "uniform", "options": {"layerz": 2}}),
+           r"order dynamics 'uniform'", r"layerz")
+
+
+# -- wrong types and out-of-range values --------------------------------------------------
+
+@pytest.mark.parametrize("section, key, value, problem", [
+    ("train", "steps", "many", r"train\.steps: .*integer"),
+    ("train", "lr", [1], r"train\.lr: .*number"),
+    ("train", "ema", "yes", r"train\.ema"),
+    ("sample", "confidence", "loud", r"sample\.confidence"),
+    ("train", "lr", -1.0, r"train\.lr: .*greater than 0"),
+    ("train", "batch_size", 0, r"train\.batch_size: .*greater than 0"),
+    ("train", "ema", 1.0, r"train\.ema: .*less than 1"),
+    ("sample", "top_p", 1.5, r"sample\.top_p: .*less than or equal to 1"),
+    ("sample", "max_length", 1, r"sample\.max_length: .*greater than 1"),
+])
+def test_wrong_type_or_range(seqs, section, key, value, problem):
+    expect(ConfigError, run_dict(seqs, **{section: {key: value}}), problem)
+
+
+def test_wrong_type_of_a_section(seqs):
+    expect(ConfigError, run_dict(seqs, train="fast"), r"train: .*dictionary")
+    expect(ConfigError, {"domain": "sequences"}, r"domain: .*dictionary")
+
+
+def test_out_of_range_component_option(seqs):
+    data = run_dict(seqs, order={"name": "kumaraswamy", "options": {"a": -1.0}})
+    expect(ConfigError, data, r"order dynamics 'kumaraswamy'", r"a: .*greater than 0")
+    data = run_dict(seqs)
+    data["domain"]["options"]["max_length"] = 0
+    expect(ConfigError, data, r"domain 'sequences'", r"max_length")
+
+
+def test_seed_out_of_range_is_a_config_error(seqs):
+    expect(ConfigError, run_dict(seqs, seed=2**80), r"seed")
+    expect(ConfigError, run_dict(seqs, seed=-1), r"seed")
+
+
+def test_unknown_device_is_a_config_error(seqs):
+    expect(ConfigError, run_dict(seqs, train={"device": "tpu"}), r"train\.device", r"cuda")
+
+
+def test_several_bad_fields_are_all_listed(seqs):
+    with pytest.raises(ConfigError) as info:
+        validate_run(run_dict(seqs, train={"steps": 0, "lr": 0}, sample={"top_k": -1}))
+    lines = [info.value.message, *info.value.details]
+    assert len(lines) == 3, lines
+    assert info.value.render().count("\n") == 2
+
+
+# -- unknown component names -------------------------------------------------------------
+
+@pytest.mark.parametrize("section, kind", [("order", "order dynamics"), ("generator", "generator")])
+def test_unknown_component_lists_registered(seqs, section, kind):
+    text = expect(UnknownComponentError, run_dict(seqs, **{section: {"name": "nope"}}),
+                  rf"unknown {kind} 'nope'", r"registered: ", r"Install the plugin")
+    assert ("uniform" in text) if section == "order" else ("transformer" in text)
+
+
+def test_unknown_domain(seqs):
+    expect(UnknownComponentError, {"domain": {"name": "nope"}}, r"unknown domain 'nope'",
+           r"sequences")
+
+
+def test_missing_domain():
+    expect(ConfigError, {"train": {"steps": 3}}, r"names no domain", r"--set domain\.name")
+
+
+# -- TOML files ---------------------------------------------------------------------------
+
+def test_toml_syntax_error_names_file_and_line(tmp_path, seqs):
+    path = tmp_path / "run.toml"
+    path.write_text(f'seed = 0\n[domain]\nname = "sequences"\noptions = {{path = "{seqs}"\n')
+    with pytest.raises(ConfigError) as info:
+        load_run(path)
+    assert type(info.value) is ConfigError
+    assert "run.toml" in info.value.message
+    assert re.search(r"line 4", info.value.message)
+    assert "fix the syntax" in info.value.message
+
+
+def test_toml_duplicate_key_names_line(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text('[train]\nsteps = 3\nsteps = 4\n')
+    with pytest.raises(ConfigError, match=r"line 3"):
+        load_run(path)
+
+
+def test_run_file_not_utf8(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_bytes(b'[domain]\nname = "s\xe9quences"\n')
+    with pytest.raises(ConfigError, match=r"not UTF-8.*save it as UTF-8"):
+        load_run(path)
+
+
+def test_missing_run_file(tmp_path):
+    with pytest.raises(ConfigError, match=r"does not exist; check the path"):
+        load_run(tmp_path / "absent.toml")
+
+
+@pytest.mark.parametrize("override, problem", [
+    ("train.steps", r"has no '='"),
+    ("train..steps=3", r"empty key part"),
+    ("seed.x=3", r"'seed' is a value, not a section"),
+])
+def test_bad_overrides(seqs, override, problem):
+    with pytest.raises(ConfigError, match=problem):
+        load_run(None, [f"domain.name=sequences", f"domain.options.path={seqs}", "seed=1",
+                        override])
+
+
+# -- contradictory options ---------------------------------------------------------------
+
+def test_fractions_that_leave_no_training_data(seqs):
+    data = run_dict(seqs)
+    data["domain"]["options"].update(valid_fraction=0.6, test_fraction=0.5)
+    text = expect(ConfigError, data, r"valid_fraction \+ test_fraction must be below 1")
+    assert "Value error" not in text
+
+
+def test_regex_tokenizer_without_pattern(seqs):
+    data = run_dict(seqs)
+    data["domain"]["options"]["tokenizer"] = "regex"
+    expect(ConfigError, data, r"needs a pattern", r"pattern=")
+
+
+def test_prompt_longer_than_max_length(seqs, tmp_path):
+    from loflex.domain import Example
+    from loflex.inference import check_prompt_fits
+
+    with pytest.raises(ConfigError) as info:
+        check_prompt_fits(None, Example(target=[], prompt=[4] * 30), max_length=12)
+    assert type(info.value) is ConfigError
+    assert re.search(r"30 tokens .* maximum length is 12; shorten the prompt", str(info.value))
+
+
+# -- the CLI shows one line and exits 1 ---------------------------------------------------
+
+def test_cli_renders_config_errors_without_traceback(seqs, tmp_path, capsys):
+    code = main(["train", "--set", "domain.name=sequences", "--set", f"domain.options.path={seqs}",
+                 "--set", "train.lr=-1", "-o", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith("Error: invalid run config: train.lr")
+    assert "Traceback" not in err
+    assert not (tmp_path / "run").exists(), "an invalid run must not create its run directory"

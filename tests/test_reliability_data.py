@@ -1,0 +1,166 @@
+"""Bad input data gives a DataError naming the file, the problem and the fix; nothing is lost silently."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from loflex import registry
+from loflex.domain import Domain
+from loflex.errors import DataError
+
+
+def build(path, **options) -> Domain:
+    return registry.build(Domain, {"name": "sequences", "options": {"path": str(path), **options}})
+
+
+def expect(want: str, path, **options) -> str:
+    with pytest.raises(DataError) as info:
+        build(path, **options).examples("train")
+    assert type(info.value) is DataError
+    assert re.search(want, str(info.value)), str(info.value)
+    return str(info.value)
+
+
+def test_missing_file(tmp_path):
+    expect(r"does not exist; check domain\.options\.path", tmp_path / "absent.txt")
+
+
+@pytest.mark.parametrize("content", [b"", b"\n\n   \n", b"\xef\xbb\xbf"])
+def test_empty_file(tmp_path, content):
+    path = tmp_path / "empty.txt"
+    path.write_bytes(content)
+    expect(r"contains no sequences; put one sequence per line", path)
+
+
+def test_binary_junk(tmp_path):
+    path = tmp_path / "junk.txt"
+    path.write_bytes(b"ACGT\nACGA\n" + bytes(range(256)) * 4)  # byte 0x0a ends line 3
+    text = expect(r"line 4 has bytes that are not UTF-8 \(0x80\); save the file as UTF-8", path)
+    assert "junk.txt" in text
+
+
+def test_wrong_encoding(tmp_path):
+    path = tmp_path / "latin1.txt"
+    path.write_bytes("ACGT\nCAFÉ\n".encode("latin-1"))
+    expect(r"line 2 has bytes that are not UTF-8 \(0xc9\)", path)
+
+
+def test_utf16_file_is_not_taken_for_text(tmp_path):
+    path = tmp_path / "utf16.txt"
+    path.write_bytes("ACGT\nACGA\n".encode("utf-16"))
+    expect(r"not UTF-8", path)
+
+
+def test_missing_csv_column(tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_text("id,seq\n1,ACGT\n2,ACGA\n")
+    expect(r"has columns 'id', 'seq'; set domain\.options\.column", path)
+    expect(r"has columns 'id', 'seq'", path, column="sequence")
+    assert len(build(path, column="seq", valid_fraction=0, test_fraction=0).examples("train")) == 2
+
+
+def test_fasta_without_header(tmp_path):
+    path = tmp_path / "data.fasta"
+    path.write_text("ACGT\n>a\nACGT\n")
+    expect(r"line 1 comes before the first '>' header", path)
+
+
+def test_reserved_token_in_data(tmp_path):
+    path = tmp_path / "words.txt"
+    path.write_text("a b\nc <mask> d\n")
+    expect(r"line 2 holds the reserved token '<mask>'; remove it", path, tokenizer="whitespace")
+
+
+def test_token_outside_alphabet_error_then_skip_counted(tmp_path, capsys):
+    path = tmp_path / "seqs.txt"
+    path.write_text("ACGT\nACXT\nGGGA\nTTTA\n")
+    expect(r"line 2: character 'X' is not in the alphabet; .*outside_alphabet=skip", path,
+           alphabet="ACGT")
+    domain = build(path, alphabet="ACGT", outside_alphabet="skip", valid_fraction=0,
+                   test_fraction=0)
+    assert len(domain.examples("train")) == 3
+    assert domain.report.outside_alphabet == 1
+    assert "1 with tokens outside the alphabet were skipped" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("mode, kept, longest", [("skip", 3, 4), ("truncate", 5, 4)])
+def test_sequence_longer_than_max_length(tmp_path, capsys, mode, kept, longest):
+    path = tmp_path / "seqs.txt"
+    path.write_text("ACG\nACGT\nACGTA\nA\nACGTACGTAC\n")
+    domain = build(path, max_length=4, too_long=mode, valid_fraction=0, test_fraction=0)
+    train = domain.examples("train")
+    assert len(train) == kept
+    assert max(len(ex.target) for ex in train) == longest
+    assert domain.report.too_long == 2, "both over-long sequences are counted"
+    action = "skipped" if mode == "skip" else "truncated"
+    assert f"2 longer than max_length=4 tokens were {action}" in capsys.readouterr().err
+    assert domain.max_target_length == 4
+
+
+def test_all_sequences_unusable(tmp_path):
+    path = tmp_path / "seqs.txt"
+    path.write_text("ACGTACGT\nACGTACGTA\n")
+    expect(r"has 0 usable sequences, too few .* add sequences", path, max_length=3)
+
+
+def test_too_few_sequences_for_the_split(tmp_path):
+    path = tmp_path / "seqs.txt"
+    path.write_text("ACGT\n")
+    expect(r"has 1 usable sequence, too few .*valid_fraction=0", path)
+
+
+def test_separator_missing_names_line(tmp_path):
+    path = tmp_path / "pairs.txt"
+    path.write_text("AC>GT\nACGT\n")
+    expect(r"line 2 has no separator '>'; write each line as PROMPT>TARGET", path, separator=">")
+
+
+def test_unmatched_regex_token(tmp_path):
+    path = tmp_path / "seqs.txt"
+    path.write_text("ABC\nAB1\n")
+    expect(r"line 2: character '1' is not matched by the token pattern", path,
+           tokenizer="regex", pattern="[A-Z]")
+
+
+# -- sampling-time inputs ------------------------------------------------------------------
+
+def test_unknown_tokens_at_sampling_time(tmp_path):
+    path = tmp_path / "seqs.txt"
+    path.write_text("ACGT\nGATTACA\nCAT\nTAG\n")
+    domain = build(path, valid_fraction=0, test_fraction=0)
+    with pytest.raises(DataError) as info:
+        domain.parse_prompt("ACXZ")
+    assert type(info.value) is DataError
+    assert re.search(r"not in the model's vocabulary: 'X', 'Z'; use only tokens seen", str(info.value))
+    assert domain.parse_prompt("GAT").prompt == domain.encode("GAT")
+
+
+def test_unknown_tokens_at_sampling_time_through_the_cli(tmp_path, capsys):
+    from loflex.cli import main
+
+    path = tmp_path / "seqs.txt"
+    path.write_text("".join(f"{w}\n" for w in ["ACGT", "GATTACA", "CAT", "TAG"] * 5))
+    run_dir = tmp_path / "run"
+    assert main(["train", "--set", "domain.name=sequences", "--set", f"domain.options.path={path}",
+                 "--set", "order.name=uniform", "--set", "generator.options.layers=1",
+                 "--set", "generator.options.width=32", "--set", "generator.options.heads=2",
+                 "--set", "train.steps=1", "--set", "train.batch_size=4",
+                 "--set", "train.eval_every=0", "--no-progress", "-o", str(run_dir)]) == 0
+    out = tmp_path / "s.jsonl"
+    assert main(["sample", str(run_dir), "-n", "2", "--steps", "2", "--prompt", "CAQ",
+                 "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Error: tokens not in the model's vocabulary: 'Q'")
+    assert not out.exists() and not out.with_name("s.jsonl.partial").exists()
+
+
+def test_decode_rejects_ids_outside_the_vocabulary(tmp_path):
+    path = tmp_path / "seqs.txt"
+    path.write_text("ACGT\nGATTACA\n")
+    domain = build(path, valid_fraction=0, test_fraction=0)
+    assert domain.decode([4, 5]) is not None
+    assert domain.decode([4, len(domain.vocab)]) is None
+    assert domain.decode([1]) is None
+    assert domain.decode([-3]) is None
