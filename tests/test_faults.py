@@ -107,13 +107,13 @@ KILLER = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("point, target", [
-    ("weights", "step-00000004"),
-    ("latest", "step-00000004"),
-    ("prune", "step-00000006"),
+@pytest.mark.parametrize("point, target, complete", [
+    ("weights", "step-00000004", 2),  # killed while writing step 4's files
+    ("latest", "step-00000004", 2),  # killed after step 4's rename, before `latest` names it
+    ("prune", "step-00000006", 6),  # killed while deleting step 2 after step 6 was saved
 ])
 def test_sigkill_mid_checkpoint_then_resume_matches_uninterrupted(tmp_path, reference, point,
-                                                                  target):
+                                                                  target, complete):
     data, expected = reference
     run_dir = tmp_path / "run"
     killed = subprocess.run([sys.executable, "-c", KILLER, point, target,
@@ -121,8 +121,7 @@ def test_sigkill_mid_checkpoint_then_resume_matches_uninterrupted(tmp_path, refe
                             env=ENV, capture_output=True, text=True, timeout=240)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert not (run_dir / "checkpoints" / target).exists() or point != "weights"
-    before = ckpt.resolve(run_dir)
-    assert ckpt.load(before).step in (2, 4)  # the last complete checkpoint is loadable
+    assert ckpt.load(run_dir).step == complete  # the last complete checkpoint is the one used
 
     resumed = cli(["train", "--resume", str(run_dir), "--no-progress"])
     assert resumed.returncode == 0, resumed.stderr

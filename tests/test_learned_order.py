@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-
 from loflex import load_run
 from loflex.assemble import assemble
 from loflex.batch import Batch

@@ -6,7 +6,6 @@ import json
 
 import pytest
 import torch
-
 from loflex import load_run
 from loflex.assemble import assemble
 from loflex.domain import Example

@@ -101,7 +101,8 @@ def bench_train(run: Run, steps: int, warmup: int, device: torch.device) -> Benc
     def step(batch: Batch) -> None:
         terms = losses.training_loss(batch, model.generator, model.order,
                                      length_scale=length_scale,
-                                     normalisation=run.train.loss_normalisation, rng=rng)
+                                     normalisation=run.train.loss_normalisation, rng=rng,
+                                     time_sampling=run.train.time_sampling)
         optimizer.zero_grad(set_to_none=True)
         terms.loss.backward()
         optimizer.step()

@@ -45,6 +45,11 @@ class TrainConfig(Options):
         description="per-sequence: LoFlexMDM (unmask / #masked, insertion / max length); "
         "flexmdm: the FlexMDM baseline's global B x L normaliser with 1e-6 clamps.",
     )
+    time_sampling: Literal["uniform", "hazard"] = Field(
+        "uniform",
+        description="uniform: stratified t as in the reference; hazard: t drawn in proportion "
+        "to h(t) with importance weights (same objective, lower gradient variance).",
+    )
     log_every: int = Field(10, gt=0, description="Steps between metrics.jsonl lines.")
     eval_every: int = Field(250, ge=0, description="Steps between validation losses (0 = off).")
     eval_batches: int = Field(4, gt=0, description="Validation batches per evaluation.")
@@ -224,15 +229,30 @@ def dumps_toml(data: dict[str, Any], prefix: str = "") -> str:
     return text
 
 
-def _toml_value(value: Any) -> str:
-    import json
+def _toml_string(text: str) -> str:
+    """Quote ``text`` as a TOML basic string (any Unicode text, control characters escaped)."""
+    out = []
+    for char in text:
+        code = ord(char)
+        if 0xD800 <= code <= 0xDFFF:
+            raise ConfigError(f"the setting {text!r} holds a lone surrogate character, which no "
+                              "TOML file can store; use valid Unicode text")
+        if char in '"\\':
+            out.append("\\" + char)
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
 
+
+def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, str):
-        return json.dumps(value)
+        return _toml_string(value)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     raise TypeError(f"cannot write {type(value).__name__} to TOML")

@@ -179,6 +179,7 @@ def training_loss(
     length_scale: float,
     normalisation: Normalisation = "per-sequence",
     rng: torch.Generator | None = None,
+    time_sampling: str = "uniform",
 ) -> LossTerms:
     """Return the training objective J of one clean batch (method.md 3.2, checklist 10).
 
@@ -192,15 +193,25 @@ def training_loss(
         length_scale: L_max of the per-sequence insertion normaliser.
         normalisation: "per-sequence" (LoFlexMDM) or "flexmdm" (the baseline's).
         rng: optional generator for t and the event times.
+        time_sampling: "uniform" (the reference's stratified t) or "hazard" (t drawn in
+            proportion to h_a(t) with importance weights: the same objective, lower variance;
+            see :func:`loflex.schedule.hazard_times`).
     """
     _check_normalisation(normalisation)
-    t = sample_t(len(batch), normalisation, rng, batch.x_1.device)
+    weight = None
+    if time_sampling == "hazard":
+        a = getattr(order, "a", None)
+        assert a is not None, "hazard time sampling needs an order of the Kumaraswamy family"
+        t, weight = schedule.hazard_times(len(batch), a, rng, torch.get_default_dtype(),
+                                          batch.x_1.device)
+    else:
+        t = sample_t(len(batch), normalisation, rng, batch.x_1.device)
     rates = order(batch, t)
     draws = [call_with_rng(order.sample_times, rates, rng=rng)
              for _ in range(2 if order.learned else 1)]
     return objective(
         batch, generator, order, rates, t, draws,
-        length_scale=length_scale, normalisation=normalisation, rng=rng,
+        length_scale=length_scale, normalisation=normalisation, rng=rng, weight=weight,
     )
 
 
@@ -215,6 +226,7 @@ def objective(
     length_scale: float,
     normalisation: Normalisation = "per-sequence",
     rng: torch.Generator | None = None,
+    weight: torch.Tensor | None = None,
 ) -> LossTerms:
     """Return J given the times, the order's rates and the drawn event times.
 
@@ -235,12 +247,11 @@ def objective(
         for n, p in zip(noisy, predictions)
     ]
     if len(draws) == 1:
-        return _fixed_terms(losses[0])
+        return _fixed_terms(losses[0], weight)
     log_probs = order.state_log_probs(rates, t)
     log_p = [state_log_prob(log_probs, n, batch.free) for n in noisy]
     reg = call_with_rng(order.regulariser, rates, batch.free, rng=rng)  # (B,)
-    weight = getattr(order, "reinforce_weight", 1.0)
-    return policy_terms(losses, log_p, reg, weight)
+    return policy_terms(losses, log_p, reg, getattr(order, "reinforce_weight", 1.0), weight)
 
 
 def predict(generator: torch.nn.Module, noisy: list[NoisyBatch], t: torch.Tensor) -> list[Prediction]:
@@ -259,8 +270,8 @@ def _rows(out: Prediction, start: int, stop: int) -> Prediction:
     return Prediction(out.logits[start:stop], out.insert_rate[start:stop], unmask)
 
 
-def _fixed_terms(loss: GeneratorLoss) -> LossTerms:
-    total = loss.total.mean()
+def _fixed_terms(loss: GeneratorLoss, weight: torch.Tensor | None = None) -> LossTerms:
+    total = (loss.total if weight is None else loss.total * weight).mean()
     zero = torch.zeros((), dtype=total.dtype, device=total.device)
     return LossTerms(
         loss=total,
@@ -279,6 +290,7 @@ def policy_terms(
     log_p: list[torch.Tensor],
     regulariser: torch.Tensor,
     reinforce_weight: float = 1.0,
+    weight: torch.Tensor | None = None,
 ) -> LossTerms:
     """Combine two samples into J = mean_B[(L1+L2)/2 + w (1/2) sg(L1-L2)(lp1-lp2) + R].
 
@@ -287,13 +299,17 @@ def policy_terms(
         log_p: the two samples' state log-probabilities log p_t(z_t | z_1), (B,) each.
         regulariser: (B,) the order's regulariser R.
         reinforce_weight: w_RF.
+        weight: (B,) importance weights of the times (None: uniform times).
     """
     l1, l2 = losses[0].total, losses[1].total
     advantage = (l1 - l2).detach()  # (B,)
     log_p_diff = log_p[0] - log_p[1]  # (B,)
     loss_theta = 0.5 * (l1 + l2)
     reinforce = 0.5 * advantage * log_p_diff
-    total = (loss_theta + reinforce_weight * reinforce + regulariser).mean()
+    per_time = loss_theta + reinforce_weight * reinforce  # (B,) the time-dependent part
+    if weight is not None:
+        per_time = per_time * weight
+    total = (per_time + regulariser).mean()
     return LossTerms(
         loss=total,
         unmask=(0.5 * (losses[0].unmask.mean() + losses[1].unmask.mean())).detach(),

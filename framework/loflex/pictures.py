@@ -21,6 +21,7 @@ from loflex.vocab import SPECIAL_TOKENS
 DPI = 100
 STATE_COLOURS = ("white", "#c8c8c8", "#2c5d8a")  # absent, masked, revealed
 MAX_LABELLED = 80  # more rows or boxes than this are drawn without token text
+CAPTION = 0.3  # inches above each tiled image for its caption
 
 
 def _save(fig: Figure, path: str | Path, dpi: int) -> Path:
@@ -101,16 +102,18 @@ def trajectory_heatmap(trajectory: SampleTrajectory, path: str | Path, *, title:
     slots = (list(range(len(trajectory.tokens))) if include_fixed
              else trajectory.generated_slots())
     matrix = state_matrix(trajectory, slots)
-    fig = Figure(figsize=(7.0, float(np.clip(0.2 * len(slots) + 1.2, 2.5, 20.0))))
-    ax = fig.add_axes((0.15, 0.12, 0.7, 0.78))
+    fig = Figure(figsize=(7.0, float(np.clip(0.2 * len(slots) + 1.2, 2.5, 20.0))),
+                 layout="constrained")
+    ax = fig.subplots()
     cmap = mpl.colors.ListedColormap(STATE_COLOURS)
     image = ax.imshow(matrix if len(slots) else np.zeros((1, trajectory.num_states)), cmap=cmap,
                       vmin=-0.5, vmax=2.5, aspect="auto", interpolation="nearest")
     if 0 < len(slots) <= MAX_LABELLED:
         ax.set_yticks(range(len(slots)), [trajectory.pieces[i] for i in slots], fontsize=7)
-    ax.set_xlabel("sampler step")
-    ax.set_ylabel("final token")
-    bar = fig.colorbar(image, cax=fig.add_axes((0.88, 0.3, 0.02, 0.4)), ticks=[0, 1, 2])
+    ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
+    ax.set_xlabel("state (0 = start; state k + 1 follows sampler step k)", fontsize=8)
+    ax.set_ylabel("final token", fontsize=8)
+    bar = fig.colorbar(image, ax=ax, ticks=[0, 1, 2], fraction=0.05)
     bar.ax.set_yticklabels(["absent", "masked", "revealed"], fontsize=7)
     ax.set_title(title or trajectory.text[:80], fontsize=9)
     return _save(fig, path, dpi)
@@ -136,24 +139,27 @@ def _pieces(domain, tokens: Sequence[int]) -> list[str]:
 
 
 def tile_images(images: Sequence[str | Path], labels: Sequence[str], path: str | Path, *,
-                columns: int = 3, panel: float = 3.2, dpi: int = DPI) -> Path:
-    """Place PNG images in a grid with a caption each.
+                columns: int = 3, dpi: int = DPI) -> Path:
+    """Place PNG images in a grid with a caption each, at their own resolution.
 
     Returns:
-        ``path``; the image is ``columns' x rows`` panels of ``panel`` inches, where
-        ``columns' = min(columns, len(images))``.
+        ``path``; every cell is as large as the largest image (in pixels at ``dpi``) plus
+        0.3 inch for its caption, with ``min(columns, len(images))`` cells per row.
     """
     from matplotlib.image import imread
 
+    pixels = [imread(str(image)) for image in images]
+    cell_w = max((p.shape[1] for p in pixels), default=dpi) / dpi
+    cell_h = max((p.shape[0] for p in pixels), default=dpi) / dpi + CAPTION
     cols = max(1, min(columns, len(images)))
     rows = max(1, -(-len(images) // cols))
-    fig = Figure(figsize=(cols * panel, rows * panel))
-    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
-    for ax in axes:
+    fig = Figure(figsize=(cols * cell_w, rows * cell_h))
+    for k, (image, label) in enumerate(zip(pixels, labels)):
+        r, c = divmod(k, cols)
+        ax = fig.add_axes((c / cols, 1 - (r + 1) / rows, 1 / cols, (cell_h - CAPTION) / cell_h / rows))
+        ax.imshow(image, interpolation="nearest")
         ax.set_axis_off()
-    for ax, image, label in zip(axes, images, labels):
-        ax.imshow(imread(str(image)))
-        ax.set_title(label, fontsize=8)
+        ax.set_title(label, fontsize=9)
     return _save(fig, path, dpi)
 
 
@@ -170,7 +176,7 @@ def side_by_side(domain, tokens: Sequence[int], values: dict[str, Sequence[float
         return value_rows(_pieces(domain, tokens), rows, path, label=label, vmin=lo, vmax=hi)
     with tempfile.TemporaryDirectory() as tmp:
         images = [draw_values(domain, tokens, vals, Path(tmp) / f"{i}.png", prompt=prompt,
-                              title=name, label=label, vmin=lo, vmax=hi)
+                              label=label, vmin=lo, vmax=hi)
                   for i, (name, vals) in enumerate(values.items())]
         return tile_images(images, list(values), path, columns=len(images))
 
@@ -235,8 +241,9 @@ def filmstrip(domain, trajectory: SampleTrajectory, path: str | Path, *, frames:
                 images.append(draw_values(domain, [trajectory.tokens[i] for i in shown],
                                           [float(trajectory.reveal_step[i]) for i in shown],
                                           Path(tmp) / f"{s}.png", prompt=head))
-            return tile_images(images, [f"step {s}" for s in picks], path, columns=len(images))
-    rows = {f"step {s}": [(trajectory.pieces[i], STATE_COLOURS[2])
+            labels = [f"t = {trajectory.t[s]:.2f}" for s in picks]
+            return tile_images(images, labels, path, columns=len(images))
+    rows = {f"t = {trajectory.t[s]:.2f}": [(trajectory.pieces[i], STATE_COLOURS[2])
                           if trajectory.reveal_step[i] < s else ("", STATE_COLOURS[1])
                           for i in slots if trajectory.insert_step[i] < s] for s in picks}
     return _rows_figure(rows, path, title=trajectory.text, dpi=dpi)
@@ -257,7 +264,7 @@ def samples_figure(domain, samples: Sequence, path: str | Path, *, count: int = 
                                   label="reveal step")
                       for i, (s, v) in enumerate(zip(chosen, steps))]
             return tile_images(images, [f"sample {i}" for i in range(len(images))], path,
-                               columns=4, dpi=dpi)
+                               columns=3, dpi=dpi)
     mappable = mpl.cm.ScalarMappable(norm=_norm([v for r in steps for v in r], None, None),
                                      cmap="viridis")
     rows = {f"sample {i}": [(p, mappable.to_rgba(v)) for p, v in zip(_pieces(domain, s.tokens), r)]

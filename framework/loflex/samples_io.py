@@ -17,6 +17,13 @@ def refuse_overwrite(path: Path, force: bool) -> None:
         raise LoflexError(f"'{path}' already exists; pass --force to overwrite it or choose -o")
 
 
+def refuse_filled_folder(path: Path, force: bool) -> None:
+    """Raise if the folder ``path`` already holds files and ``force`` is not set."""
+    if path.is_dir() and any(path.iterdir()) and not force:
+        raise LoflexError(f"'{path}' already holds files; pass --force to overwrite them or "
+                          "choose another folder")
+
+
 def sample_record(domain: Domain, sample: Generated) -> dict:
     """Return the JSON form of one sample (text plus ids to re-score it later)."""
     record = {"text": domain.to_text(sample.tokens), "tokens": list(sample.tokens)}

@@ -43,15 +43,18 @@ class TrainResult:
 class Objective(nn.Module):
     """Generator + order as one module, so DDP sees one forward per step."""
 
-    def __init__(self, model: Model, length_scale: float, normalisation: str):
+    def __init__(self, model: Model, length_scale: float, normalisation: str,
+                 time_sampling: str = "uniform"):
         super().__init__()
         self.generator, self.order = model.generator, model.order
         self.length_scale, self.normalisation = length_scale, normalisation
+        self.time_sampling = time_sampling
 
     def forward(self, batch: Batch, rng: torch.Generator | None = None) -> losses.LossTerms:
         return losses.training_loss(batch, self.generator, self.order,
                                     length_scale=self.length_scale,
-                                    normalisation=self.normalisation, rng=rng)
+                                    normalisation=self.normalisation, rng=rng,
+                                    time_sampling=self.time_sampling)
 
 
 def pick_device(name: str) -> torch.device:
@@ -141,7 +144,8 @@ def train(run: Run, run_dir: str | Path, *, resume: bool = False, progress: bool
     model.generator.to(device)
     model.order.to(device)
     modules = model.modules()
-    objective = Objective(model, float(model.domain.max_length), cfg.loss_normalisation)
+    objective = Objective(model, float(model.domain.max_length), cfg.loss_normalisation,
+                          cfg.time_sampling)
     optimizer = make_optimizer(list(modules.values()), cfg)
     ema = EMA(named_parameters(modules), cfg.ema) if cfg.ema > 0 else None
     stream = BatchStream(model.domain.examples("train"), cfg.batch_size, run.seed,

@@ -102,7 +102,7 @@ def _load(args):
 
 def cmd_sample(args) -> int:
     from loflex.inference import check_prompt_fits, generate
-    from loflex.samples_io import SampleWriter, refuse_overwrite
+    from loflex.samples_io import SampleWriter, refuse_filled_folder, refuse_overwrite
 
     loaded = _load(args)
     model, settings = loaded.model, sampler_settings(args, loaded.run.sample)
@@ -112,6 +112,8 @@ def cmd_sample(args) -> int:
         check_prompt_fits(model, prompt, settings.max_length or model.generator.max_length)
     if args.trajectory is not None:
         refuse_overwrite(args.trajectory / "trajectories.jsonl", args.force)
+    if args.export is not None:
+        refuse_filled_folder(args.export, args.force)
     writer = SampleWriter(args.output, force=args.force)
     all_samples, trajectories = [], []
     for samples, out in generate(model, settings, seed=args.seed, device=args.device,
