@@ -8,7 +8,7 @@ LOFLEX_TORCH ?= torch==2.13.0
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.loflex-installed
-RUN_DIR ?= runs/quickstart
+RUN_DIR ?= runs/quickstart-$(shell date +%Y%m%d-%H%M%S)
 
 .PHONY: setup run test lint clean
 
@@ -22,7 +22,9 @@ $(STAMP): pyproject.toml plugins/loflex-graphs/pyproject.toml plugins/loflex-mol
 	touch $(STAMP)
 
 run: setup
-	$(BIN)/loflex quickstart -o $(RUN_DIR)
+	$(BIN)/loflex train docs/runs/quickstart.toml -o $(RUN_DIR)
+	$(BIN)/loflex sample $(RUN_DIR) -n 8 -o $(RUN_DIR)/samples.jsonl
+	$(BIN)/loflex evaluate $(RUN_DIR) -o $(RUN_DIR)/metrics.json
 
 test: setup
 	$(BIN)/python -m pytest tests plugins/loflex-graphs/tests plugins/loflex-molecules/tests

@@ -13,9 +13,9 @@ from loflex.errors import ConfigError
 
 
 class Options(BaseModel):
-    """Base of every component's options: unknown keys are errors."""
+    """Base of every component's options: unknown keys and non-finite floats are errors."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ComponentSpec(BaseModel):

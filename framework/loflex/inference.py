@@ -121,6 +121,28 @@ def sampling_prompts(model: Model, settings: SampleConfig, count: int,
     return [Example(target=[]) for _ in range(count)]
 
 
+def prompt_chunks(model: Model, settings: SampleConfig,
+                  prompt: Example | None = None) -> Iterator[list[Example]]:
+    """Yield the prompts of :func:`generate` one sampler batch at a time.
+
+    Unprompted and fixed-prompt sampling builds each batch's prompts on demand, so memory
+    does not grow with ``settings.num_samples``; a conditional domain's prompts are listed
+    once (references to its examples).
+    """
+    total, size = settings.num_samples, settings.batch_size
+    listed = None
+    if prompt is None and model.domain.conditional:
+        listed = sampling_prompts(model, settings, total)
+    for start in range(0, total, size):
+        count = min(size, total - start)
+        if listed is not None:
+            yield listed[start:start + count]
+        elif prompt is not None:
+            yield [prompt] * count
+        else:
+            yield [Example(target=[]) for _ in range(count)]
+
+
 def generate(model: Model, settings: SampleConfig, *, seed: int = 0,
              device: str | torch.device = "cpu", prompt: Example | None = None,
              trajectory: bool = False) -> Iterator[tuple[list[Generated], object]]:
@@ -132,7 +154,6 @@ def generate(model: Model, settings: SampleConfig, *, seed: int = 0,
     """
     from loflex import sampler
 
-    prompts = sampling_prompts(model, settings, settings.num_samples, prompt)
     if settings.max_length is None and prompt is not None:
         # an unconditional model grown from a prompt (e.g. a molecule fragment) needs room
         # for the prompt besides its usual target length
@@ -144,8 +165,7 @@ def generate(model: Model, settings: SampleConfig, *, seed: int = 0,
     model.generator.eval()
     model.order.eval()
     try:
-        for start in range(0, len(prompts), settings.batch_size):
-            chunk = prompts[start:start + settings.batch_size]
+        for chunk in prompt_chunks(model, settings, prompt):
             with torch.no_grad():
                 out = sampler.sample(model.generator, model.order, chunk, settings,
                                      constrain_logits=_constraint(model), rng=rng,

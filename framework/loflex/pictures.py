@@ -242,7 +242,7 @@ def filmstrip(domain, trajectory: SampleTrajectory, path: str | Path, *, frames:
                                           [float(trajectory.reveal_step[i]) for i in shown],
                                           Path(tmp) / f"{s}.png", prompt=head))
             labels = [f"t = {trajectory.t[s]:.2f}" for s in picks]
-            return tile_images(images, labels, path, columns=len(images))
+            return tile_images(images, labels, path, columns=3)
     rows = {f"t = {trajectory.t[s]:.2f}": [(trajectory.pieces[i], STATE_COLOURS[2])
                           if trajectory.reveal_step[i] < s else ("", STATE_COLOURS[1])
                           for i in slots if trajectory.insert_step[i] < s] for s in picks}

@@ -139,14 +139,17 @@ class StarGraphDomain(Domain):
         """Draw the graph of ``prompt`` with the path edges coloured by ``values``.
 
         Each edge gets the later value of its two tokens; times in [0, 1] use the fixed
-        range [0, 1]. Without a prompt there is no graph, and the core's token strip is used.
+        range [0, 1], other values (sampler steps) their own range. Without a prompt
+        there is no graph, and the core's token strip is used.
         """
         from loflex_graphs.drawing import draw_path_values
 
         if not [i for i in prompt if i >= len(SPECIAL_TOKENS)]:
             return False
         sample = Generated(tokens=list(tokens), prompt=list(prompt))
-        draw_path_values(sample, values, path, vocab=self.vocab, title=title)
+        times = all(0.0 <= v <= 1.0 for v in values)
+        draw_path_values(sample, values, path, vocab=self.vocab, title=title,
+                         label="time" if times else "sampler step")
         return True
 
     def describe(self, example: Example) -> dict[str, Any]:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
+import math
 import os
 import random
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,8 +23,18 @@ from loflex_molecules.export import export_molecules
 from loflex_molecules.metrics import denovo_metrics
 from loflex_molecules.moses import MosesReference
 from loflex_molecules.options import MoleculeOptions
-from loflex_molecules.representations import decode_lenient, decode_strict, encode_smiles
-from loflex_molecules.tokenize import BASE_TOKENS, detokenize, tokenize
+from loflex_molecules.representations import (
+    bracket_to_safe,
+    decode_lenient,
+    decode_strict,
+    encode_smiles,
+)
+from loflex_molecules.tokenize import BASE_TOKENS, detokenize, is_ring_number, tokenize
+
+
+def _is_atom(token: str) -> bool:
+    """Whether a SMILES/SAFE token writes an atom (organic subset, aromatic, bracket, ``*``)."""
+    return token[:1].isalpha() or token[:1] in ("[", "*")
 
 
 class AugmentedExamples(Sequence):
@@ -201,6 +214,68 @@ class MoleculeDomain(Domain):
         """Return the RDKit molecule of ``ids`` (lenient decoding), or None if invalid."""
         smiles = self.to_smiles(ids)
         return Chem.MolFromSmiles(smiles) if smiles else None
+
+    def draw(self, tokens: Sequence[int], values: Sequence[float], path: Path, *,
+             prompt: Sequence[int] = (), title: str = "") -> bool:
+        """Draw the molecule with every atom coloured by its token's value (prompt atoms grey).
+
+        SAFE is SMILES syntax, so RDKit numbers atoms in the order their tokens are
+        written. A string that does not parse whole (e.g. a partial state) is drawn
+        fragment by fragment, dropping unpaired ring-bond numbers and fragments that
+        still do not parse. Returns False when nothing parses or for SMILES-free input.
+        """
+        import matplotlib as mpl
+        from matplotlib.figure import Figure
+        from rdkit.Chem.Draw import rdMolDraw2D
+
+        pieces = self.vocab.decode(list(prompt)) + self.vocab.decode(list(tokens))
+        marks = [math.nan] * len(self.vocab.decode(list(prompt))) + [float(v) for v in values]
+        mol, atom_values = self._partial_mol(pieces, marks)
+        if mol is None:
+            return False
+        finite = [v for v in atom_values if math.isfinite(v)]
+        times = all(0.0 <= v <= 1.0 for v in finite)
+        norm = mpl.colors.Normalize(0.0, 1.0) if times else mpl.colors.Normalize(
+            min(finite, default=0.0), max(max(finite, default=1.0), min(finite, default=0.0) + 1))
+        colours = mpl.cm.ScalarMappable(norm=norm, cmap="viridis")
+        lit = {i: tuple(colours.to_rgba(v)[:3]) for i, v in enumerate(atom_values)
+               if math.isfinite(v)}
+        canvas = rdMolDraw2D.MolDraw2DCairo(500, 400)
+        rdMolDraw2D.PrepareAndDrawMolecule(canvas, mol, highlightAtoms=list(lit),
+                                           highlightAtomColors=lit, kekulize=False)
+        canvas.FinishDrawing()
+        fig = Figure(figsize=(6.2, 4.4), layout="constrained")
+        ax = fig.subplots()
+        ax.imshow(mpl.image.imread(io.BytesIO(canvas.GetDrawingText()), format="png"))
+        ax.set_axis_off()
+        ax.set_title(title, fontsize=9)
+        fig.colorbar(colours, ax=ax, fraction=0.04, label="time" if times else "sampler step")
+        fig.savefig(path, dpi=100)
+        return True
+
+    def _partial_mol(self, pieces: list[str], values: list[float]):
+        """Return (RDKit mol, value per atom) of SAFE pieces, fragment by fragment if needed."""
+        text = detokenize(pieces)
+        text = bracket_to_safe(text) if self.rep == "bracket-safe" else text
+        atoms = [v for p, v in zip(pieces, values) if _is_atom(p)]
+        mol = Chem.MolFromSmiles(text, sanitize=False)
+        if mol is None:  # keep the fragments that parse once unpaired ring numbers are dropped
+            parts, kept, k = [], [], 0
+            for part in text.split("."):
+                toks = tokenize(part)
+                counts = Counter(t for t in toks if is_ring_number(t))
+                part = "".join(t for t in toks if not is_ring_number(t) or counts[t] % 2 == 0)
+                n = sum(map(_is_atom, toks))
+                if n and Chem.MolFromSmiles(part, sanitize=False) is not None:
+                    parts.append(part)
+                    kept += atoms[k:k + n]
+                k += n
+            mol = Chem.MolFromSmiles(".".join(parts), sanitize=False) if parts else None
+            atoms = kept
+        if mol is None or mol.GetNumAtoms() != len(atoms):
+            return None, []
+        mol.UpdatePropertyCache(strict=False)
+        return mol, atoms
 
     def parse_prompt(self, text: str) -> Example:
         """Turn a fragment SMILES with ``[*]`` attachment points into a prompt.
