@@ -3,7 +3,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from loflex.cli import main
 
 TINY = ["--set", "generator.options.layers=1", "--set", "generator.options.width=32",

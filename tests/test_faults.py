@@ -15,10 +15,9 @@ import sys
 import textwrap
 import time
 
+import loflex.loss
 import pytest
 import torch
-
-import loflex.loss
 from loflex import checkpoint as ckpt
 from loflex import load_run
 from loflex.errors import CheckpointError, TrainingError

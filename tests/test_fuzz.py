@@ -9,7 +9,6 @@ import pytest
 import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-
 from loflex import registry
 from loflex.batch import collate
 from loflex.config import TrainConfig, load_run, run_to_toml, validate_run
@@ -215,9 +214,6 @@ def test_state_probabilities_match_the_closed_form(b_in, d, t, a):
     assert math.isclose(masked, want_masked, rel_tol=1e-4, abs_tol=floor)
 
 
-@pytest.mark.xfail(strict=True, reason="schedule.log_prob_masked floors 1 - u^d at 1e-7, so for "
-                   "1e-6 <= |b_in - b_um| and small t the masked probability is far too large "
-                   "(see docs/reliability.md, open defects)")
 @pytest.mark.parametrize("d", [2e-6, 1e-5, 1e-4])
 def test_masked_probability_with_nearly_equal_rates(d):
     for t in (0.0, 1e-3, 1e-2):

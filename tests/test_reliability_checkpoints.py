@@ -9,7 +9,6 @@ import shutil
 
 import pytest
 import torch
-
 from loflex import checkpoint as ckpt
 from loflex import load_run, plugins
 from loflex.errors import CheckpointError

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from loflex.cli import main
 from loflex.config import load_run, validate_run
 from loflex.errors import ConfigError, UnknownComponentError
@@ -159,7 +158,7 @@ def test_missing_run_file(tmp_path):
 ])
 def test_bad_overrides(seqs, override, problem):
     with pytest.raises(ConfigError, match=problem):
-        load_run(None, [f"domain.name=sequences", f"domain.options.path={seqs}", "seed=1",
+        load_run(None, ["domain.name=sequences", f"domain.options.path={seqs}", "seed=1",
                         override])
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from loflex import registry
 from loflex.domain import Domain
 from loflex.errors import DataError
@@ -164,3 +163,63 @@ def test_decode_rejects_ids_outside_the_vocabulary(tmp_path):
     assert domain.decode([4, len(domain.vocab)]) is None
     assert domain.decode([1]) is None
     assert domain.decode([-3]) is None
+
+
+# -- molecules (the loflex-molecules plugin, when installed) --------------------------------
+
+@pytest.fixture
+def molecules(tmp_path):
+    plugin = pytest.importorskip("loflex_molecules.plugin")
+    from loflex.testing import registered
+
+    def build_molecules(name: str, content: bytes, **options) -> Domain:
+        path = tmp_path / name
+        path.write_bytes(content)
+        return registry.build(Domain, {"name": "molecules", "options": {
+            "path": str(path), "representation": "smiles", "cache_dir": str(tmp_path / "cache"),
+            "valid_size": 1, "test_size": 1, **options}})
+
+    with registered(plugin, name="molecules"):
+        yield build_molecules
+
+
+@pytest.mark.parametrize("name, content, want", [
+    ("empty.csv", b"", r"empty.csv' is empty; give a CSV with a header row and a 'SMILES' column"),
+    ("header.csv", b"SMILES\n", r"contains no molecules; give a file with one SMILES per row"),
+    ("junk.csv", bytes(range(256)) * 3, r"looks binary, not text; give a text file of SMILES"),
+    ("latin.csv", "SMILES\nCCO\nCé\n".encode("latin-1"),
+     r"is not UTF-8 text \(byte 12\); re-save it with UTF-8 encoding"),
+    ("columns.csv", b"smi,id\nCCO,1\n", r"has no column 'SMILES' \(columns: 'smi', 'id'\); set "
+                                        r"the domain's `column` option"),
+    ("invalid.csv", b"SMILES\nC1CC\nxyz\nC(((\n", r"no valid molecule in .*invalid.csv' \(RDKit "
+                                                  r"could not read any of them\)"),
+])
+def test_bad_molecule_files(molecules, name, content, want):
+    with pytest.raises(DataError) as info:
+        molecules(name, content).examples("train")
+    assert type(info.value) is DataError
+    assert re.search(want, str(info.value)), str(info.value)
+
+
+def test_invalid_molecules_are_skipped_and_counted(molecules, capsys):
+    domain = molecules("mixed.smi", b"CCO\nxyz\nc1ccccc1\nCCN\nC1CC\nCCCl\n")
+    assert len(domain.examples("train")) > 0
+    assert "skipped 2 of 6 molecules" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("mode, kept", [("skip", 4), ("truncate", 6)])
+def test_molecules_longer_than_max_length(molecules, capsys, mode, kept):
+    domain = molecules("long.smi", b"CCO\nCCCCCCCCCCCCCCCCCCCC\nc1ccccc1\nCCN\nCCCCCCCCCCCCCCCCCCC"
+                                   b"CCCCCCCCCCCCC\nCCCl\n", max_length=8, too_long=mode)
+    train = domain.examples("train")
+    assert len(train) == kept and max(len(ex.target) for ex in train) <= 8
+    assert f"2 longer than max_length=8 tokens ({'skipped' if mode == 'skip' else 'truncated'})" \
+        in capsys.readouterr().err
+
+
+def test_molecule_tokens_outside_the_vocabulary(molecules):
+    domain = molecules("small.smi", b"CCO\nc1ccccc1\nCCN\nCCCl\n")
+    with pytest.raises(DataError, match=r"not in the model's vocabulary"):
+        domain.encode("CC[U]")
+    with pytest.raises(DataError, match=r"fragment prompts need representation 'safe'"):
+        domain.parse_prompt("CC")

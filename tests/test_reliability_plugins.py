@@ -13,7 +13,6 @@ import sys
 import textwrap
 
 import pytest
-
 from loflex import plugins, registry
 from loflex.domain import Domain
 from loflex.errors import PluginError, UnknownComponentError

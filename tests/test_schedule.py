@@ -40,9 +40,15 @@ def test_vectors_inverse_cdf():
 
 @pytest.mark.parametrize("state", ["dropped", "masked", "unmasked"])
 def test_vectors_state_log_probs_and_gradients(state):
-    """Every case matches, including the diag_* ones where the reference clamps bite."""
+    """Every case matches the reference except where its 1e-7 clamp inside log(1 - u^d)
+    bites (``diag_masked_inner_floored``); there loflex computes the exact value, checked
+    against the closed form in :func:`test_masked_is_exact_where_the_reference_clamps`."""
     vec = section("kuma_state_log_probs")
     i, o = vec["inputs"], vec["outputs"]
+    if state != "dropped":
+        keep = ~o["diag_masked_inner_floored"]
+        i = {k: v[keep] for k, v in i.items()}
+        o = {k: v[keep] for k, v in o.items()}
     for a, m in _per_a(i):
         b_in = i["b_in"][m].clone().requires_grad_()
         b_um = i["b_um"][m].clone().requires_grad_()
@@ -285,3 +291,22 @@ def test_regulariser_grid_is_stratified():
     assert grid.shape == (100,)
     width = (1 - 2e-4) / 100
     assert torch.equal(torch.floor((grid - 1e-4) / width), torch.arange(100, dtype=F64))
+
+
+def test_masked_is_exact_where_the_reference_clamps():
+    """P(masked) = u^b_um (b_in/d)(1 - u^d) evaluated in high precision (Python floats)."""
+    import math
+
+    vec = section("kuma_state_log_probs")
+    i, o = vec["inputs"], vec["outputs"]
+    rows = torch.nonzero(o["diag_masked_inner_floored"]).flatten().tolist()
+    assert rows, "the vectors flag cases where the reference clamp bites"
+    for k in rows:
+        a, b_in, b_um, t = (float(i[name][k]) for name in ("a", "b_in", "b_um", "t"))
+        log_u = math.log1p(-(t**a))
+        d = b_in - b_um
+        exact = b_um * log_u + math.log(b_in / abs(d)) + math.log(abs(math.expm1(d * log_u)))
+        got = S.log_prob_masked(torch.tensor(t, dtype=F64), a, torch.tensor(b_in, dtype=F64),
+                                torch.tensor(b_um, dtype=F64))
+        assert float(got) == pytest.approx(exact, rel=1e-9)
+        assert float(got) < float(o["log_p_masked"][k]) - 1  # the reference value is too large

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from loflex import load_run, plugins, registry
 from loflex.cli import main
 from loflex.domain import Domain

@@ -7,7 +7,6 @@ import textwrap
 
 import pytest
 import torch
-
 from loflex import load_run
 from loflex.train import train
 

@@ -1,54 +1,108 @@
 """Benchmarks (not tests): training-step and sampling throughput, FLOP/s and memory.
 
-Every figure comes from this process: the matrix-multiply peak it is compared with is
-measured in the same run, so ratios hold on a noisy shared machine.
+Every figure comes from this process. The matrix-multiply peak it is compared with is
+probed right before every timed step, in the same process and on the same threads, so
+the fraction of peak holds on a shared machine whose load changes while it runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
+from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from loflex import loss as losses
 from loflex.assemble import Model, assemble
 from loflex.batch import Batch, collate
 from loflex.config import Run
 from loflex.data import BatchStream
 from loflex.optim import make_optimizer
 
+PROBE_SECONDS = 0.3
+
 
 @dataclass
 class BenchResult:
-    """One benchmark's figures (all per process)."""
+    """One benchmark's figures (per process; ``world_size`` processes ran in step).
+
+    Attributes:
+        kind: "train" or "sample".
+        median_step_s: median wall seconds per optimiser step (train) or sampler run (sample).
+        step_s_min, step_s_max: the spread of the timed steps.
+        cpu_step_s: median CPU seconds of this process per step (all its threads).
+        seqs_per_s: sequences per second over all processes.
+        tokens_per_s: real (non-pad) tokens of the clean batch (train) or of the final
+            samples (sample) per second, over all processes.
+        padded_tokens_per_s: batch x padded width per second, over all processes.
+        padded_width: the padded width (the collated batch, or the sampler's final width).
+        peak_rss_mib: peak resident memory of this process.
+        gpu_peak_mib: peak CUDA memory allocated (0 on CPU).
+        gflop_per_step: FLOPs of one step (torch FlopCounterMode), in GFLOP.
+        gflops: achieved GFLOP/s of this process (gflop_per_step / median_step_s).
+        matmul_peak_gflops: median of the matrix-multiply probes (GFLOP/s).
+        matmul_peak_min, matmul_peak_max: the spread of the probes (machine contention).
+        peak_fraction: median over steps of achieved / the probe taken just before.
+        nominal_fraction: gflops / the ``nominal_peak_gflops`` given (0 when not given).
+        bare_step_s: the same networks' forward (+ backward) alone, no loss or sampler.
+        overhead: median_step_s / bare_step_s - 1 (time outside the networks).
+    """
 
     kind: str
     median_step_s: float
+    step_s_min: float
+    step_s_max: float
+    cpu_step_s: float
     seqs_per_s: float
     tokens_per_s: float
     padded_tokens_per_s: float
+    padded_width: int
     peak_rss_mib: float
+    gpu_peak_mib: float
+    gflop_per_step: float
     gflops: float
     matmul_peak_gflops: float
+    matmul_peak_min: float
+    matmul_peak_max: float
     peak_fraction: float
+    nominal_fraction: float
     bare_step_s: float
     overhead: float
     threads: int
     device: str
+    world_size: int
     steps: int
     batch_size: int
+    compiled: bool
+    precision: str
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def matmul_peak_gflops(device: torch.device, n: int = 1024, seconds: float = 1.0,
+@dataclass
+class _Timings:
+    wall: list[float]
+    cpu: list[float]
+    probes: list[float]
+
+
+def matmul_peak_gflops(device: torch.device, n: int | None = None, seconds: float = 1.0,
                        dtype: torch.dtype = torch.float32) -> float:
-    """Measure this process's dense matrix-multiply rate (GFLOP/s) on ``device``."""
+    """Measure this process's dense matrix-multiply rate (GFLOP/s) on ``device``.
+
+    Args:
+        device: where to multiply.
+        n: square size (default 1024 on CPU, 8192 on CUDA).
+        seconds: how long to keep multiplying.
+        dtype: element type (fp32 on CPU; bf16 for a GPU's tensor-core peak).
+    """
+    n = n or (8192 if device.type == "cuda" else 1024)
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
     for _ in range(3):
@@ -72,51 +126,114 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _timed(fn, device: torch.device) -> float:
-    _sync(device)
-    start = time.perf_counter()
-    fn()
-    _sync(device)
-    return time.perf_counter() - start
+def compile_networks(*modules: nn.Module) -> int:
+    """``torch.compile`` the transformer blocks of ``modules`` in place; return how many.
+
+    Blocks are compiled with dynamic shapes (trimmed widths change every batch) and in
+    place (``Module.compile``), so parameter names and checkpoints are unchanged. A module
+    without transformer blocks (a plugin generator) is compiled whole.
+    """
+    from loflex.default_plugins.transformer import Block
+
+    seen: dict[int, nn.Module] = {}
+    for module in modules:
+        blocks = [m for m in module.modules() if isinstance(m, Block)]
+        trunk = getattr(module, "backbone", None)
+        if isinstance(trunk, nn.Module):
+            blocks += [m for m in trunk.modules() if isinstance(m, Block)]
+        for block in blocks or [module]:
+            seen.setdefault(id(block), block)
+    for block in seen.values():
+        block.compile(dynamic=True)
+    return len(seen)
 
 
-def _flops(fn) -> float:
+def _bf16(run: Run, device: torch.device) -> bool:
+    return run.train.precision == "bf16" and device.type == "cuda"
+
+
+def autocast_for(run: Run, device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast when ``train.precision`` is bf16 on a GPU (as in training), else a no-op."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=_bf16(run, device))
+
+
+def _probe_dtype(run: Run, device: torch.device) -> torch.dtype:
+    return torch.bfloat16 if _bf16(run, device) else torch.float32
+
+
+def _flops(fn: Callable[[], object]) -> float:
     counter = FlopCounterMode(display=False)
     with counter:
         fn()
     return float(counter.get_total_flops())
 
 
-def bench_train(run: Run, steps: int, warmup: int, device: torch.device) -> BenchResult:
-    """Time optimiser steps of ``run`` (loss, backward, AdamW) on real batches."""
+def _time_steps(fns: list[Callable[[], object]], device: torch.device,
+                dtype: torch.dtype = torch.float32) -> _Timings:
+    """Run each step once, probing the matmul peak (in ``dtype``) just before it."""
+    out = _Timings([], [], [])
+    for fn in fns:
+        out.probes.append(matmul_peak_gflops(device, seconds=PROBE_SECONDS, dtype=dtype))
+        _sync(device)
+        wall, cpu = time.perf_counter(), time.process_time()
+        fn()
+        _sync(device)
+        out.wall.append(time.perf_counter() - wall)
+        out.cpu.append(time.process_time() - cpu)
+    return out
+
+
+def _build(run: Run, device: torch.device) -> Model:
     model = assemble(run)
     model.generator.to(device)
     model.order.to(device)
+    if run.train.compile:
+        compile_networks(model.generator, model.order)
+    return model
+
+
+def bench_train(run: Run, steps: int, warmup: int, device: torch.device, *,
+                bare: bool = True, nominal_peak_gflops: float = 0.0) -> BenchResult:
+    """Time optimiser steps of ``run`` (loss, backward, AdamW) on real batches.
+
+    Under ``torchrun`` every process runs its own shard with DDP, as ``loflex train``
+    does; throughputs are summed over processes.
+    """
+    from loflex.train import Objective, distributed
+
+    rank, world = distributed()
+    model = _build(run, device)
+    objective: nn.Module = Objective(model, float(model.domain.max_length),
+                                     run.train.loss_normalisation, run.train.time_sampling)
+    if world > 1:
+        objective = nn.parallel.DistributedDataParallel(objective, find_unused_parameters=True)
     optimizer = make_optimizer([model.generator, model.order], run.train)
     stream = iter(BatchStream(model.domain.examples("train"), run.train.batch_size, run.seed,
-                              run.train.length_buckets))
-    rng = torch.Generator(device=device).manual_seed(run.seed)
-    length_scale = float(model.domain.max_length)
+                              run.train.length_buckets, rank, world))
+    rng = torch.Generator(device=device).manual_seed(run.seed + rank)
+    autocast = autocast_for(run, device)
 
     def step(batch: Batch) -> None:
-        terms = losses.training_loss(batch, model.generator, model.order,
-                                     length_scale=length_scale,
-                                     normalisation=run.train.loss_normalisation, rng=rng,
-                                     time_sampling=run.train.time_sampling)
+        with autocast:
+            terms = objective(batch, rng)
         optimizer.zero_grad(set_to_none=True)
         terms.loss.backward()
         optimizer.step()
 
-    batches = [next(stream).to(device) for _ in range(warmup + steps)]
-    for batch in batches[:warmup]:
+    batches = [next(stream).to(device) for _ in range(max(1, warmup) + steps)]
+    flops = _flops(lambda: step(batches[0]))  # the first warm-up step
+    for batch in batches[1:max(1, warmup)]:
         step(batch)
-    times = [_timed(lambda b=b: step(b), device) for b in batches[warmup:]]
-    flops = _flops(lambda: step(batches[-1]))
-    bare = statistics.median(_timed(lambda b=b: _bare_step(model, b), device)
-                             for b in batches[warmup:][:5])
-    real = sum(int(b.real.sum()) for b in batches[warmup:]) / steps
-    return _result("train", times, run.train.batch_size, real, model.domain.max_length, flops,
-                   bare, device, steps)
+    timed = batches[max(1, warmup):]
+    timings = _time_steps([lambda b=b: step(b) for b in timed], device, _probe_dtype(run, device))
+    bare_s = 0.0
+    if bare:
+        bare_s = statistics.median(_time_steps(
+            [lambda b=b: _bare_step(model, b) for b in timed[:3]], device).wall)
+    real = sum(int(b.real.sum()) for b in timed) / len(timed)
+    width = max(b.x_1.shape[1] for b in timed)
+    return _result("train", run, timings, real, width, flops, bare_s, device, world,
+                   nominal_peak_gflops)
 
 
 def _bare_step(model: Model, batch: Batch) -> None:
@@ -132,55 +249,70 @@ def _bare_step(model: Model, batch: Batch) -> None:
     total.backward()
 
 
-def bench_sample(run: Run, steps: int, warmup: int, device: torch.device) -> BenchResult:
+def bench_sample(run: Run, steps: int, warmup: int, device: torch.device, *,
+                 bare: bool = True, nominal_peak_gflops: float = 0.0) -> BenchResult:
     """Time full sampler runs of one batch (``run.sample.steps`` model calls each)."""
     from loflex import sampler
     from loflex.inference import sampling_prompts
 
-    model = assemble(run)
-    model.generator.to(device).eval()
-    model.order.to(device).eval()
+    model = _build(run, device)
+    model.generator.eval()
+    model.order.eval()
     settings = run.sample
     prompts = sampling_prompts(model, settings, settings.batch_size)
     rng = torch.Generator(device=device).manual_seed(run.seed)
+    autocast = autocast_for(run, device)
+    outputs: list[sampler.SampleOutput] = []
 
-    def go():
-        with torch.no_grad():
-            return sampler.sample(model.generator, model.order, prompts, settings, rng=rng,
-                                  device=device)
+    def go() -> None:
+        with torch.inference_mode(), autocast:
+            outputs.append(sampler.sample(model.generator, model.order, prompts, settings,
+                                          rng=rng, device=device))
 
-    for _ in range(warmup):
-        go()
-    outputs = []
-    times = [_timed(lambda: outputs.append(go()), device) for _ in range(steps)]
     flops = _flops(go)
+    for _ in range(warmup - 1):
+        go()
+    timings = _time_steps([go] * steps, device, _probe_dtype(run, device))
     final = outputs[-1].x
     real = float((final != 0).sum())
-    bare = _bare_forward_seconds(model, final, device) * settings.steps
-    return _result("sample", times, settings.batch_size, real, model.domain.max_length, flops,
-                   bare, device, steps)
+    bare_s = _bare_forward_seconds(model, final, device) * settings.steps if bare else 0.0
+    return _result("sample", run, timings, real, final.shape[1], flops, bare_s, device, 1,
+                   nominal_peak_gflops)
 
 
 def _bare_forward_seconds(model: Model, x: torch.Tensor, device: torch.device) -> float:
     """Seconds of one generator forward on the final (longest) sampler state."""
     t = torch.full((x.shape[0],), 0.5, device=device)
-    with torch.no_grad():
+    with torch.inference_mode():
         model.generator(x, t, x != 0)
-        return statistics.median(_timed(lambda: model.generator(x, t, x != 0), device)
-                                 for _ in range(5))
+        return statistics.median(_time_steps([lambda: model.generator(x, t, x != 0)] * 5,
+                                             device).wall)
 
 
-def _result(kind: str, times: list[float], batch: int, real_tokens: float, width: int,
-            flops: float, bare: float, device: torch.device, steps: int) -> BenchResult:
-    median = statistics.median(times)
-    peak = matmul_peak_gflops(device)
+def _result(kind: str, run: Run, timings: _Timings, real_tokens: float, width: int,
+            flops: float, bare: float, device: torch.device, world: int,
+            nominal: float) -> BenchResult:
+    batch = run.train.batch_size if kind == "train" else run.sample.batch_size
+    median = statistics.median(timings.wall)
     gflops = flops / median / 1e9
+    fractions = [flops / 1e9 / w / p for w, p in zip(timings.wall, timings.probes)]
     return BenchResult(
-        kind=kind, median_step_s=median, seqs_per_s=batch / median,
-        tokens_per_s=real_tokens / median, padded_tokens_per_s=batch * width / median,
-        peak_rss_mib=peak_rss_mib(), gflops=gflops, matmul_peak_gflops=peak,
-        peak_fraction=gflops / peak, bare_step_s=bare, overhead=median / bare - 1 if bare else 0.0,
-        threads=torch.get_num_threads(), device=str(device), steps=steps, batch_size=batch)
+        kind=kind, median_step_s=median, step_s_min=min(timings.wall),
+        step_s_max=max(timings.wall), cpu_step_s=statistics.median(timings.cpu),
+        seqs_per_s=world * batch / median, tokens_per_s=world * real_tokens / median,
+        padded_tokens_per_s=world * batch * width / median, padded_width=width,
+        peak_rss_mib=peak_rss_mib(),
+        gpu_peak_mib=torch.cuda.max_memory_allocated(device) / 2**20
+        if device.type == "cuda" else 0.0,
+        gflop_per_step=flops / 1e9, gflops=gflops,
+        matmul_peak_gflops=statistics.median(timings.probes),
+        matmul_peak_min=min(timings.probes), matmul_peak_max=max(timings.probes),
+        peak_fraction=statistics.median(fractions),
+        nominal_fraction=gflops / nominal if nominal else 0.0,
+        bare_step_s=bare, overhead=median / bare - 1 if bare else 0.0,
+        threads=torch.get_num_threads(), device=str(device), world_size=world,
+        steps=len(timings.wall), batch_size=batch, compiled=run.train.compile,
+        precision="bf16" if _bf16(run, device) else "fp32")
 
 
 def example_batch(model: Model, size: int) -> Batch:

@@ -148,7 +148,12 @@ def log_prob_masked(
     log_u = _log_survival_base(t, a)
     d = b_in - b_um
     x = d * log_u
-    log_inner = torch.where(d > 0, log1mexp(x), x + log1mexp(-x))
+    # log|1 - u^d|: the reference clamps 1 - u^d at 1e-7, which for 1e-6 <= |d| and small
+    # t inflates P(masked) by orders of magnitude; expm1 is exact there
+    near = x.abs() < 0.5
+    log_near = torch.log(torch.expm1(torch.where(near, x, torch.ones_like(x))).abs()
+                         .clamp_min(torch.finfo(x.dtype).tiny))
+    log_inner = torch.where(near, log_near, torch.where(d > 0, log1mexp(x), x + log1mexp(-x)))
     log_b = torch.log(b_in.clamp_min(1e-20))
     log_general = log_b - torch.log(d.abs().clamp_min(1e-8)) + log_inner
     log_limit = log_b + torch.log((-log_u).clamp_min(1e-20))

@@ -151,10 +151,11 @@ def train(run: Run, run_dir: str | Path, *, resume: bool = False, progress: bool
     stream = BatchStream(model.domain.examples("train"), cfg.batch_size, run.seed,
                          cfg.length_buckets, rank, world, cfg.num_workers)
     noise_rng = torch.Generator(device=device).manual_seed(run.seed * 7919 + rank)
-    step, nonfinite, train_seconds = 0, 0, 0.0
+    step, nonfinite, skipped_total, train_seconds = 0, 0, 0, 0.0
     if restored is not None:
         step = _restore(restored, modules, optimizer, ema, stream, noise_rng)
         train_seconds = float(restored.state.get("train_seconds", 0.0))
+        skipped_total = int(restored.state.get("skipped_total", 0))
     step_fn = objective
     if world > 1:
         step_fn = nn.parallel.DistributedDataParallel(objective, find_unused_parameters=True)
@@ -181,6 +182,7 @@ def train(run: Run, run_dir: str | Path, *, resume: bool = False, progress: bool
             loss_value = float(terms.loss.detach())
             if not (math.isfinite(loss_value) and math.isfinite(grad_norm)):
                 nonfinite += 1
+                skipped_total += 1
                 optimizer.zero_grad(set_to_none=True)
                 if nonfinite >= cfg.max_nonfinite_steps:
                     raise TrainingError(
@@ -204,7 +206,7 @@ def train(run: Run, run_dir: str | Path, *, resume: bool = False, progress: bool
                 record = {"step": step, "lr": optimizer.param_groups[0]["lr"],
                           "grad_norm": grad_norm, "step_seconds": time.perf_counter() - t0,
                           "train_seconds": train_seconds, "elapsed": time.time() - start,
-                          "skipped_nonfinite": nonfinite,
+                          "skipped_nonfinite": nonfinite, "skipped_total": skipped_total,
                           **terms.scalars()}
                 log_line(metrics_path, record)
             if rank == 0 and cfg.eval_every and step % cfg.eval_every == 0:
@@ -219,12 +221,12 @@ def train(run: Run, run_dir: str | Path, *, resume: bool = False, progress: bool
                 break
             if rank == 0 and cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
                 _save(run, run_dir, step, model, optimizer, ema, stream.position, noise_rng,
-                      train_seconds)
+                      train_seconds, skipped_total)
     if bar is not None:
         bar.close()
     if rank == 0:
         _save(run, run_dir, step, model, optimizer, ema, stream.position, noise_rng,
-              train_seconds)
+              train_seconds, skipped_total)
     if world > 1:
         dist.barrier()
     return TrainResult(run_dir, step, last_loss, stopped_by, time.time() - start, train_seconds)
@@ -285,7 +287,8 @@ def _latest_checkpoint(run_dir: Path) -> ckpt.Checkpoint:
 
 
 def _save(run: Run, run_dir: Path, step: int, model: Model, optimizer, ema: EMA | None,
-          position: Position, noise_rng: torch.Generator, train_seconds: float) -> None:
+          position: Position, noise_rng: torch.Generator, train_seconds: float,
+          skipped_total: int = 0) -> None:
     from loflex.domain import Domain
     from loflex.generator import Generator
     from loflex.order import OrderDynamics
@@ -301,7 +304,7 @@ def _save(run: Run, run_dir: Path, step: int, model: Model, optimizer, ema: EMA 
     state = {"step": step, "domain": model.domain.state_dict(), "optimizer": optim_meta,
              "position": asdict(position), "ema_updates": ema.updates if ema else 0,
              "python_random": _encode_random_state(), "owners": owners,
-             "train_seconds": train_seconds}
+             "train_seconds": train_seconds, "skipped_total": skipped_total}
     directory = run_dir / "checkpoints" / f"step-{step:08d}"
     ckpt.save(directory, run=run.model_dump(mode="json"), state=state,
               model=state_tensors(model.modules()),

@@ -122,7 +122,7 @@ def cmd_sample(args) -> int:
         if args.export is not None:
             all_samples.extend(samples)
         if args.trajectory is not None:
-            trajectories.extend(out.trajectory.to_records())
+            trajectories.extend(output_records(out))
     writer.close()
     if args.trajectory is not None:
         from loflex.trajectory import write_trajectories

@@ -94,9 +94,11 @@ class Rotary(nn.Module):
     def rotate(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         """Rotate ``x`` (..., B, H, L, Dh) by the angles; channels past ``dim`` pass through."""
         half = self.dim // 2
-        x1, x2, rest = x[..., :half], x[..., half:self.dim], x[..., self.dim:]
-        rotated = torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
-        return torch.cat([rotated.to(x.dtype), rest], dim=-1)
+        x1, x2 = x[..., :half], x[..., half:self.dim]
+        rotated = torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1).to(x.dtype)
+        if self.dim == x.shape[-1]:
+            return rotated
+        return torch.cat([rotated, x[..., self.dim:]], dim=-1)
 
 
 class Block(nn.Module):
@@ -120,21 +122,23 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor, cond: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor],
                 key_mask: torch.Tensor) -> torch.Tensor:
         """Update ``x`` (B, L, D) given ``cond`` (B, C), rotary angles and (B, 1, 1, L) keys."""
+        b, n, d = x.shape
         shift1, scale1, gate1, shift2, scale2, gate2 = self.adaln(cond).chunk(6, dim=-1)
         h = self.attention(modulate(self.norm1(x), shift1, scale1), rope, key_mask)  # (B, L, D)
         x = torch.addcmul(x, gate1[:, None], self.dropout(h))
-        h = self.mlp(modulate(self.norm2(x), shift2, scale2))  # (B, L, D)
+        # Linear layers on (B L, D) views: 3-D inputs cost extra copies in the backward.
+        h = self.mlp(modulate(self.norm2(x), shift2, scale2).view(b * n, d)).view(b, n, d)
         return torch.addcmul(x, gate2[:, None], self.dropout(h))
 
     def attention(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor],
                   key_mask: torch.Tensor) -> torch.Tensor:
         """Bidirectional rotary self-attention over the unmasked keys."""
         b, n, d = x.shape
-        qkv = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        q, k = self.rotary.rotate(qkv[:2], *rope).unbind(0)  # (B, H, L, Dh) each
-        v = qkv[2]
+        qkv = self.qkv(x.view(b * n, d)).view(b, n, 3, self.heads, d // self.heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (B, H, L, Dh) each
+        q, k = self.rotary.rotate(q, *rope), self.rotary.rotate(k, *rope)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)  # (B, H, L, Dh)
-        return self.attn_out(y.transpose(1, 2).reshape(b, n, d))
+        return self.attn_out(y.transpose(1, 2).reshape(b * n, d)).view(b, n, d)
 
 
 class Trunk(nn.Module):

@@ -7,19 +7,11 @@ import time
 import networkx as nx
 import pytest
 import torch
-from loflex import Domain, LoflexError, collate, plugins, registry
+from loflex import Domain, LoflexError, collate, registry
 from loflex.vocab import BOS, EOS
 from loflex_graphs import dataset
 from loflex_graphs.domain import StarGraphDomain
 from loflex_graphs.graphs import split_prompt
-
-
-@pytest.fixture(autouse=True)
-def all_plugins(monkeypatch):
-    monkeypatch.delenv("LOFLEX_LOAD_PLUGINS", raising=False)
-    plugins.reset()
-    yield
-    plugins.reset()
 
 
 def make(tmp_path=None, **options) -> StarGraphDomain:

@@ -6,17 +6,9 @@ import math
 
 import pytest
 import torch
-from loflex import Example, LoflexError, OrderDynamics, collate, plugins, registry
+from loflex import Example, LoflexError, OrderDynamics, collate, registry
 from loflex_graphs.domain import StarGraphDomain
 from loflex_graphs.oracle import StarOracleOrder
-
-
-@pytest.fixture(autouse=True)
-def all_plugins(monkeypatch):
-    monkeypatch.delenv("LOFLEX_LOAD_PLUGINS", raising=False)
-    plugins.reset()
-    yield
-    plugins.reset()
 
 
 def oracle(**options) -> StarOracleOrder:

@@ -6,7 +6,7 @@ import math
 import struct
 
 import pytest
-from loflex import cli, load_run, plugins
+from loflex import cli, load_run
 from loflex.default_plugins.orders import UniformOrder
 from loflex.domain import Generated
 from loflex.train import train
@@ -20,14 +20,6 @@ DOMAIN = ["domain.name=star-graph", "domain.options.difficulty=medium",
 TINY = ["generator.options.layers=1", "generator.options.width=32", "generator.options.heads=2",
         "order.options.layers=1", "order.options.width=32", "order.options.heads=2",
         "train.steps=2", "train.batch_size=8", "train.eval_every=0", "sample.steps=8"]
-
-
-@pytest.fixture(autouse=True)
-def all_plugins(monkeypatch):
-    monkeypatch.delenv("LOFLEX_LOAD_PLUGINS", raising=False)
-    plugins.reset()
-    yield
-    plugins.reset()
 
 
 @pytest.fixture

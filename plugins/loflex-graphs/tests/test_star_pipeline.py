@@ -4,18 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from loflex import Domain, Generator, OrderDynamics, SampleConfig, collate, plugins, registry
+from loflex import Domain, Generator, OrderDynamics, SampleConfig, collate, registry
 
 loss = pytest.importorskip("loflex.loss")
 sampler = pytest.importorskip("loflex.sampler")
-
-
-@pytest.fixture(autouse=True)
-def all_plugins(monkeypatch):
-    monkeypatch.delenv("LOFLEX_LOAD_PLUGINS", raising=False)
-    plugins.reset()
-    yield
-    plugins.reset()
 
 
 def test_one_training_step_and_sampling_give_star_metrics():

@@ -1,0 +1,97 @@
+"""``train.compile`` and ``train.precision = "bf16"`` leave the training objective unchanged.
+
+Tolerances, stated: compiled fp32 against eager fp32, relative 1e-4 on the loss and the
+gradients (only the order of floating-point sums may differ); bf16 autocast against fp32,
+relative 3e-2 on the loss (bf16 keeps 8 significant bits, about 4e-3 per rounding, and
+the trunk's matmuls are the only ops autocast lowers: norms and rate heads stay fp32).
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+from loflex import loss as losses
+from loflex.batch import Batch
+from loflex.bench import compile_networks
+from loflex.default_plugins.orders import KumaraswamyDynamics
+from loflex.default_plugins.transformer import TransformerGenerator
+from loflex.vocab import BOS, EOS, PAD
+
+V = 12
+WIDTH = 32
+
+
+def networks(seed: int = 0) -> tuple[TransformerGenerator, KumaraswamyDynamics]:
+    """A 1-layer generator and a 1-layer auxiliary network, every weight non-zero."""
+    torch.manual_seed(seed)
+    gen = TransformerGenerator(TransformerGenerator.Options(layers=1, width=WIDTH, heads=4),
+                               vocab_size=V, max_length=16)
+    order = KumaraswamyDynamics(KumaraswamyDynamics.Options(layers=1, width=WIDTH, heads=4),
+                                vocab_size=V, max_length=16)
+    with torch.no_grad():
+        for param in [*gen.parameters(), *order.parameters()]:
+            param.add_(0.2 * torch.randn_like(param))
+    return gen, order
+
+
+def clean_batch() -> Batch:
+    """Rows ``[p p BOS] target [EOS] [PAD..]`` of different lengths."""
+    g = torch.Generator().manual_seed(3)
+    rows = []
+    for n in (3, 6, 1, 5, 4, 6):
+        target = torch.randint(4, V, (n,), generator=g).tolist()
+        rows.append([5, 6, BOS, *target, EOS])
+    width = max(map(len, rows))
+    x_1 = torch.full((len(rows), width), PAD)
+    fixed = torch.zeros_like(x_1, dtype=torch.bool)
+    for i, ids in enumerate(rows):
+        x_1[i, :len(ids)] = torch.tensor(ids)
+        fixed[i, :3] = True
+        fixed[i, len(ids) - 1] = True
+    return Batch(x_1, fixed)
+
+
+def objective(gen, order, autocast: bool = False) -> torch.Tensor:
+    rng = torch.Generator().manual_seed(11)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        terms = losses.training_loss(clean_batch(), gen, order, length_scale=12.0, rng=rng)
+    return terms.loss
+
+
+def grads(gen, order) -> list[torch.Tensor]:
+    gen.zero_grad()
+    order.zero_grad()
+    objective(gen, order).backward()
+    return [p.grad.clone() for p in [*gen.parameters(), *order.parameters()]
+            if p.grad is not None]
+
+
+def test_compiled_blocks_give_the_eager_loss_and_gradients():
+    if shutil.which("g++") is None and shutil.which("c++") is None:
+        pytest.skip("torch.compile (inductor) needs a C++ compiler on the CPU; none is installed")
+    eager_gen, eager_order = networks()
+    expected_loss = float(objective(eager_gen, eager_order))
+    expected_grads = grads(eager_gen, eager_order)
+    gen, order = networks()
+    assert compile_networks(gen, order) == 2, "one block in each network"
+    try:
+        loss = float(objective(gen, order))
+    except Exception as exc:  # inductor could not build its kernels on this machine
+        if "compile" in type(exc).__name__.lower() or "inductor" in repr(exc).lower():
+            pytest.skip(f"torch.compile cannot build on this machine: {type(exc).__name__}")
+        raise
+    assert loss == pytest.approx(expected_loss, rel=1e-4)
+    for got, want in zip(grads(gen, order), expected_grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+    names = {name for name, _ in gen.named_parameters()}
+    assert names == {name for name, _ in eager_gen.named_parameters()}, "checkpoint keys kept"
+
+
+def test_bf16_autocast_gives_the_fp32_loss():
+    gen, order = networks()
+    fp32 = float(objective(gen, order))
+    bf16 = float(objective(gen, order, autocast=True))
+    assert bf16 == pytest.approx(fp32, rel=3e-2)
+    assert bf16 != fp32, "autocast did lower some matmuls to bf16"
