@@ -103,6 +103,7 @@ def _load(args):
 def cmd_sample(args) -> int:
     from loflex.inference import check_prompt_fits, generate
     from loflex.samples_io import SampleWriter, refuse_filled_folder, refuse_overwrite
+    from loflex.trajectory import output_records
 
     loaded = _load(args)
     model, settings = loaded.model, sampler_settings(args, loaded.run.sample)
