@@ -70,8 +70,10 @@ def test_truncated_json(run_dir, name):
 
 @pytest.mark.parametrize("name", ["state.json", "model.safetensors"])
 def test_missing_file(run_dir, name):
-    (step_dir(run_dir) / name).unlink()
-    expect(r"missing; the checkpoint is incomplete", step_dir(run_dir))
+    directory = step_dir(run_dir)
+    (directory / name).unlink()
+    expect(r"missing; the checkpoint is incomplete", directory)
+    expect(rf"is missing {name}; the checkpoint is incomplete", run_dir)
 
 
 def test_wrong_format(run_dir):

@@ -23,6 +23,6 @@ for r in $(seq 1 "$REPEATS"); do
   for steps in 64 256; do
     $LOFLEX bench sample docs/runs/star-easy.toml "${SIZE[@]}" "${LEARNED[@]}" \
       --set sample.steps=$steps --set sample.top_k=1 \
-      --steps 2 --warmup 1 --json > "$OUT/sample-$steps-t$THREADS-r$r.json"
+      --steps 1 --warmup 1 --json > "$OUT/sample-$steps-t$THREADS-r$r.json"
   done
 done

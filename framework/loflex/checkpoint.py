@@ -96,14 +96,35 @@ def save(directory: Path, *, run: dict, state: dict, model: dict[str, torch.Tens
             _save_tensors(ema, tmp / "ema.safetensors")
         if optim is not None:
             _save_tensors(optim, tmp / "optim.safetensors")
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(tmp, directory)
+        _replace_dir(tmp, directory)
         _fsync_dir(directory.parent)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return directory
+
+
+def _replace_dir(new: Path, directory: Path) -> None:
+    """Move ``new`` to ``directory``; an existing one is renamed away first, then deleted.
+
+    Every moment of a crash leaves either the old complete checkpoint or the new one under
+    the final name, never a half-deleted directory.
+    """
+    old = None
+    if directory.exists():
+        old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
+        os.replace(directory, old)
+    os.replace(new, directory)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+COMPLETE = ("run.json", "state.json", "model.safetensors")
+
+
+def is_complete(directory: Path) -> bool:
+    """Whether a checkpoint directory holds every file a checkpoint needs."""
+    return all((directory / name).exists() for name in COMPLETE)
 
 
 def _save_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
@@ -144,12 +165,18 @@ def resolve(path: str | Path) -> Path:
                 "delete the file to fall back to the newest checkpoints/step-* directory"
             )
         target = path / "checkpoints" / name
-        if target.is_dir():
+        if target.is_dir() and is_complete(target):
             return target
-    candidates = sorted((path / "checkpoints").glob("step-*")) if path.is_dir() else []
-    candidates = [c for c in candidates if (c / "state.json").exists()]
+    steps = sorted((path / "checkpoints").glob("step-*")) if path.is_dir() else []
+    candidates = [c for c in steps if is_complete(c)]
     if candidates:
         return candidates[-1]
+    if steps:
+        missing = [name for name in COMPLETE if not (steps[-1] / name).exists()]
+        raise CheckpointError(
+            f"'{steps[-1]}' is missing {', '.join(missing)}; the checkpoint is incomplete and "
+            "the run has no complete one — retrain, or restore the files from a copy"
+        )
     if not path.exists():
         raise CheckpointError(f"'{path}' does not exist; pass a run directory or a checkpoint")
     raise CheckpointError(

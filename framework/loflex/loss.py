@@ -27,7 +27,7 @@ from loflex.batch import Batch
 from loflex.errors import ConfigError
 from loflex.generator import Prediction
 from loflex.order import EventTimes, OrderDynamics, TokenRates
-from loflex.process import NoisyBatch, noise, state_log_prob
+from loflex.process import NoisyBatch, noise_all, state_log_prob
 
 Normalisation = Literal["per-sequence", "flexmdm"]
 NORMALISATIONS = ("per-sequence", "flexmdm")
@@ -239,7 +239,7 @@ def objective(
     assert len(draws) in (1, 2), "objective takes one or two event-time draws"
     h = order.base_hazard(t)  # (B,)
     hazard_in, hazard_um = order.hazards(rates, t)  # (B, L) each
-    noisy = [noise(batch, times, t, hazard_in) for times in draws]
+    noisy = noise_all(batch, draws, t, hazard_in)  # one host sync: the common trimmed width
     predictions = predict(generator, noisy, t)
     learn_unmask = order.learns_unmask(order.options)
     losses = [

@@ -53,6 +53,8 @@ class NoisyBatch:
         """Return the batch with its slot tensors right-padded to ``width`` >= L'."""
         extra = width - self.x_t.shape[1]
         assert extra >= 0, f"cannot pad {self.x_t.shape[1]} slots down to {width}"
+        if extra == 0:
+            return self
         return NoisyBatch(
             x_t=F.pad(self.x_t, (0, extra), value=PAD),
             s_t=F.pad(self.s_t, (0, extra)),
@@ -86,18 +88,19 @@ def _states(batch: Batch, times: EventTimes, t: torch.Tensor) -> tuple[torch.Ten
     return dropped & ~pinned, masked
 
 
-def _compact(keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _compact(keep: torch.Tensor, width: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Return the z_1 position of each surviving slot and the slot mask.
 
     Args:
         keep: (B, L) bool, the positions that survive.
+        width: L', at least the longest row (default: max(1, longest row), a host sync).
 
     Returns:
-        s_t (B, L') long (0 past each row's length) and real (B, L') bool, where
-        L' = max(1, longest row).
+        s_t (B, L') long (0 past each row's length) and real (B, L') bool.
     """
     lengths = keep.sum(-1)  # (B,)
-    width = max(1, int(lengths.max())) if keep.numel() else 1
+    if width is None:
+        width = _trimmed_width([keep])
     order = torch.argsort(keep.to(torch.int8), dim=-1, descending=True, stable=True)
     s_t = order[:, :width]  # (B, L')
     real = torch.arange(width, device=keep.device)[None] < lengths[:, None]  # (B, L')
@@ -120,6 +123,13 @@ def gap_sums(values: torch.Tensor, s_t: torch.Tensor, real: torch.Tensor) -> tor
     return torch.where(real, total, torch.zeros_like(total))
 
 
+def _trimmed_width(keeps: list[torch.Tensor]) -> int:
+    """Return max(1, the longest surviving row over ``keeps``): the one host sync of noising."""
+    if not keeps[0].numel():
+        return 1
+    return max(1, int(torch.stack([k.sum(-1) for k in keeps]).max()))
+
+
 def noise(batch: Batch, times: EventTimes, t: torch.Tensor, hazard_in: torch.Tensor) -> NoisyBatch:
     """Build the noisy batch x_t of ``batch`` at times ``t`` from explicit event times.
 
@@ -131,10 +141,26 @@ def noise(batch: Batch, times: EventTimes, t: torch.Tensor, hazard_in: torch.Ten
             target rate is Lambda_i = sum over dropped j in gap i of hazard_in[j].
 
     Returns:
-        The compacted :class:`NoisyBatch`.
+        The compacted :class:`NoisyBatch`, trimmed to its longest row.
     """
-    dropped, masked = _states(batch, times, t)
-    s_t, real = _compact(batch.real & ~dropped)
+    return noise_all(batch, [times], t, hazard_in)[0]
+
+
+def noise_all(batch: Batch, draws: list[EventTimes], t: torch.Tensor,
+              hazard_in: torch.Tensor) -> list[NoisyBatch]:
+    """Noise ``batch`` once per event-time draw, all trimmed to one common width.
+
+    The width is the longest surviving row over every draw, found with one host sync,
+    so the draws stack into one generator batch without padding.
+    """
+    states = [_states(batch, times, t) for times in draws]
+    width = _trimmed_width([batch.real & ~dropped for dropped, _ in states])
+    return [_noisy(batch, dropped, masked, hazard_in, width) for dropped, masked in states]
+
+
+def _noisy(batch: Batch, dropped: torch.Tensor, masked: torch.Tensor, hazard_in: torch.Tensor,
+           width: int) -> NoisyBatch:
+    s_t, real = _compact(batch.real & ~dropped, width)
     x = torch.where(masked, torch.full_like(batch.x_1, MASK), batch.x_1)  # (B, L)
     pad = torch.full_like(s_t, PAD)
     x_t = torch.where(real, torch.gather(x, 1, s_t), pad)  # (B, L')

@@ -186,7 +186,7 @@ def _step(generator, order, state: _State, k: int, dt: float, settings: SampleCo
     pred = generator(state.x, t, real)
     logits = pred.logits if constrain is None else constrain(pred.logits, state.x)  # (B, L, V)
     masked = state.x == MASK  # (B, L)
-    masked_logits = _allowed(logits[masked])  # (N, V) over masked slots, row-major
+    masked_logits = _allowed(logits[masked], checked=constrain is not None)  # (N, V)
     if k == settings.steps - 1:
         _reveal(state, masked, masked_logits.argmax(-1), k)
         return
@@ -202,16 +202,17 @@ def _step(generator, order, state: _State, k: int, dt: float, settings: SampleCo
     _insert(state, counts, k)
 
 
-def _allowed(logits: torch.Tensor) -> torch.Tensor:
+def _allowed(logits: torch.Tensor, checked: bool = True) -> torch.Tensor:
     """Return float logits (N, V) with the special columns (pad, mask, BOS, EOS) at -inf.
 
     The reference samples from the unrestricted softmax and can write a mask, pad or
     BOS/EOS inside a target; no masked slot ever holds a special token in training,
-    so those columns carry no probability we want.
+    so those columns carry no probability we want. ``checked`` verifies that a domain
+    constraint left some token allowed (a host sync, so only done when one is given).
     """
     logits = logits.float().clone()
     logits[:, :NUM_SPECIAL] = -torch.inf
-    if logits.numel() and not bool(torch.isfinite(logits).any(-1).all()):
+    if checked and logits.numel() and not bool(torch.isfinite(logits).any(-1).all()):
         raise LoflexError("constrain_logits forbade every token at a masked slot; the domain's "
                           "constraint must leave at least one non-special token allowed")
     return logits

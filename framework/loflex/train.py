@@ -224,7 +224,9 @@ def train(run: Run, run_dir: str | Path, *, resume: bool = False, progress: bool
                       train_seconds, skipped_total)
     if bar is not None:
         bar.close()
-    if rank == 0:
+    saved_already = cfg.checkpoint_every and step % cfg.checkpoint_every == 0 \
+        and stopped_by == "steps"
+    if rank == 0 and not saved_already:
         _save(run, run_dir, step, model, optimizer, ema, stream.position, noise_rng,
               train_seconds, skipped_total)
     if world > 1:
