@@ -29,6 +29,7 @@ VOCAB = 24
 LENGTHS = (16, 36, 64, 128)
 BATCHES = (8, 16, 32, 64, 128)
 FIXED_BATCH, FIXED_LENGTH = 32, 36
+YTICKS = (0.25, 0.5, 1, 2, 4, 8)
 
 
 def examples(batch: int, length: int, seed: int) -> list[Example]:
@@ -78,9 +79,14 @@ def plot(rows: list[dict], path: Path) -> None:
              title=f"batch {FIXED_BATCH}", xscale="log", yscale="log")
     right.plot([r["batch"] for r in by_batch], [r["step_s"] for r in by_batch], "o-")
     right.set(xlabel="batch size B", title=f"L = {FIXED_LENGTH}", xscale="log", yscale="log")
-    for ax in (left, right):
-        ax.grid(True, which="both", alpha=0.3)
-    fig.suptitle("LoFlexMDM training step, 4x256 generator + 4x256 auxiliary, fp32 CPU")
+    for ax, ticks in ((left, [r["length"] for r in by_len]), (right, [r["batch"] for r in by_batch])):
+        ax.minorticks_off()
+        ax.set_xticks(ticks, [str(v) for v in ticks])
+        ax.set_yticks(YTICKS, [str(v) for v in YTICKS])
+        ax.grid(True, alpha=0.3)
+    threads = rows[0].get("threads", "?")
+    fig.suptitle("LoFlexMDM training step, 4x256 generator + 4x256 auxiliary, fp32, "
+                 f"{threads} CPU thread(s)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -90,7 +96,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("docs/perf_sweep"))
+    parser.add_argument("--plot-only", action="store_true", help="redraw from OUT.json")
     args = parser.parse_args()
+    if args.plot_only:
+        plot(json.loads(args.out.with_suffix(".json").read_text()), args.out.with_suffix(".png"))
+        return
     torch.set_num_threads(args.threads)
     rows = []
     for sweep, points in (("length", [(FIXED_BATCH, n) for n in LENGTHS]),
@@ -99,6 +109,7 @@ def main() -> None:
             peak = matmul_peak_gflops(torch.device("cpu"), seconds=0.5)
             seconds = step_seconds(batch, length, args.repeats)
             rows.append({"sweep": sweep, "batch": batch, "length": length, "step_s": seconds,
+                         "threads": args.threads,
                          "seqs_per_s": batch / seconds, "matmul_peak_gflops": peak})
             print(json.dumps(rows[-1]), flush=True)
     args.out.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n")

@@ -17,7 +17,7 @@ def make_optimizer(modules: list[nn.Module], cfg: TrainConfig) -> torch.optim.Ad
     no_decay = [p for p in params.values() if p.ndim < 2]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999))
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999), foreach=True)
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:

@@ -156,11 +156,13 @@ def train(run: Run, run_dir: str | Path, *, resume: bool = False, progress: bool
         step = _restore(restored, modules, optimizer, ema, stream, noise_rng)
         train_seconds = float(restored.state.get("train_seconds", 0.0))
         skipped_total = int(restored.state.get("skipped_total", 0))
+    if cfg.compile:  # compile the transformer blocks in place (names and checkpoints unchanged)
+        from loflex.bench import compile_networks
+
+        compile_networks(model.generator, model.order)
     step_fn = objective
     if world > 1:
-        step_fn = nn.parallel.DistributedDataParallel(objective, find_unused_parameters=True)
-    if cfg.compile:
-        step_fn = torch.compile(step_fn)
+        step_fn = nn.parallel.DistributedDataParallel(objective)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16,
                               enabled=cfg.precision == "bf16" and device.type == "cuda")
     metrics_path = run_dir / "metrics.jsonl"
@@ -178,8 +180,9 @@ def train(run: Run, run_dir: str | Path, *, resume: bool = False, progress: bool
                 terms = step_fn(batch, noise_rng)
             optimizer.zero_grad(set_to_none=True)
             terms.loss.backward()
-            grad_norm = _clip(optimizer, cfg.grad_clip)
-            loss_value = float(terms.loss.detach())
+            norm = _clip(optimizer, cfg.grad_clip)
+            loss_value, grad_norm = torch.stack(
+                [terms.loss.detach().float(), norm.to(terms.loss.device)]).tolist()
             if not (math.isfinite(loss_value) and math.isfinite(grad_norm)):
                 nonfinite += 1
                 skipped_total += 1
@@ -242,13 +245,14 @@ def _progress(enabled: bool, total: int, initial: int):
     return tqdm(total=total, initial=initial, desc="train", dynamic_ncols=True, leave=False)
 
 
-def _clip(optimizer: torch.optim.Optimizer, max_norm: float) -> float:
+def _clip(optimizer: torch.optim.Optimizer, max_norm: float) -> torch.Tensor:
+    """Clip gradients to ``max_norm`` (0 = off); return the total norm as a 0-d tensor."""
     params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
     if not params:
-        return 0.0
+        return torch.zeros(())
     if max_norm > 0:
-        return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
-    return float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params])))
+        return torch.nn.utils.clip_grad_norm_(params, max_norm).float()
+    return torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params])).float()
 
 
 def _validation_batches(model: Model, batch_size: int, count: int) -> list[Batch]:
