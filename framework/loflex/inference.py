@@ -154,12 +154,6 @@ def generate(model: Model, settings: SampleConfig, *, seed: int = 0,
     """
     from loflex import sampler
 
-    if settings.max_length is None and prompt is not None:
-        # an unconditional model grown from a prompt (e.g. a molecule fragment) needs room
-        # for the prompt besides its usual target length
-        room = len(prompt.prompt) + int(bool(prompt.prompt) and prompt.bos) + 1
-        width = max(model.generator.max_length, room + model.domain.max_target_length)
-        settings = settings.model_copy(update={"max_length": width})
     rng = torch.Generator(device=device).manual_seed(seed)
     was_training = (model.generator.training, model.order.training)
     model.generator.eval()
@@ -167,7 +161,8 @@ def generate(model: Model, settings: SampleConfig, *, seed: int = 0,
     try:
         for chunk in prompt_chunks(model, settings, prompt):
             with torch.no_grad():
-                out = sampler.sample(model.generator, model.order, chunk, settings,
+                out = sampler.sample(model.generator, model.order, chunk,
+                                     _with_room(model, settings, chunk),
                                      constrain_logits=_constraint(model), rng=rng,
                                      record_trajectory=trajectory, device=device)
             samples = out.generated()
@@ -177,6 +172,20 @@ def generate(model: Model, settings: SampleConfig, *, seed: int = 0,
     finally:
         model.generator.train(was_training[0])
         model.order.train(was_training[1])
+
+
+def _with_room(model: Model, settings: SampleConfig, prompts: list[Example]) -> SampleConfig:
+    """Widen the sampler so each prompt leaves room for a full target.
+
+    An unconditional model grown from a prompt (e.g. a molecule fragment) needs the
+    prompt's length on top of its usual target length; an explicit
+    ``sample.max_length`` is kept as given.
+    """
+    if settings.max_length is not None:
+        return settings
+    longest = max(len(p.prompt) + int(bool(p.prompt) and p.bos) + 1 for p in prompts)
+    width = max(model.generator.max_length, longest + model.domain.max_target_length)
+    return settings.model_copy(update={"max_length": width})
 
 
 def _constraint(model: Model):

@@ -292,6 +292,16 @@ class MoleculeDomain(Domain):
         prompt = frag.encode_fragment(text.strip(), self.rep, link=link)
         return Example(target=[], prompt=self.encode(prompt), bos=False)
 
+    @property
+    def conditional(self) -> bool:
+        """True when sampling starts from the fragment-task prompts (``prompts="fragments"``)."""
+        return self.options.prompts == "fragments"
+
+    def prompts(self, split: str, n: int) -> list[Example]:
+        """Return ``n`` fragment-task prompts, cycling over the 40 tasks (fragments mode)."""
+        tasks = [example for _, example in self.fragment_prompts()]
+        return [tasks[i % len(tasks)] for i in range(n)]
+
     def fragment_prompts(self, seed: int = 0) -> list[tuple[frag.FragmentTask, Example]]:
         """Return GenMol's 40 (drug, task) inputs with their prompt examples."""
         out = []

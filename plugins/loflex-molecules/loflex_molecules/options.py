@@ -52,5 +52,10 @@ class MoleculeOptions(Options):
     fcd_min_samples: int = Field(
         100, gt=1, description="Skip FCD when fewer valid samples than this."
     )
+    prompts: Literal["none", "fragments"] = Field(
+        "none",
+        description="What sampling starts from: nothing (de novo) or GenMol's 40 fragment-task "
+        "prompts (10 drugs x 4 tasks, cycled), scored per task by `loflex evaluate`.",
+    )
     export_valid_only: bool = Field(False, description="Drop invalid samples from samples.csv.")
     export_unique_only: bool = Field(False, description="Drop repeated molecules on export.")

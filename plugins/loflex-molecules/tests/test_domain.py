@@ -127,3 +127,30 @@ def loflex_export_unique(domain, samples, directory):
     smiles = [domain.to_smiles(s.tokens) for s in samples]
     export_molecules(texts, smiles, directory, valid_only=True, unique_only=True)
     return list(csv.DictReader(open(directory / "samples.csv")))
+
+
+def test_fragment_mode_samples_every_task_and_scores_per_task(domain):
+    import torch
+    from loflex.assemble import Model
+    from loflex.config import SampleConfig
+    from loflex.default_plugins.orders import UniformOrder
+    from loflex.default_plugins.transformer import TransformerGenerator
+    from loflex.inference import generate_all
+
+    fragments = MoleculeDomain(domain.options.model_copy(update={"prompts": "fragments"}),
+                               state=domain.state_dict())
+    assert fragments.conditional and not domain.conditional
+    prompts = fragments.prompts("test", 80)
+    assert len({tuple(p.prompt) for p in prompts}) == 40
+    assert all(not p.bos and p.prompt for p in prompts)
+    torch.manual_seed(0)
+    generator = TransformerGenerator(
+        TransformerGenerator.Options(layers=1, width=32, heads=2),
+        vocab_size=len(fragments.vocab), max_length=fragments.max_length)
+    model = Model(fragments, generator, UniformOrder(UniformOrder.Options()))
+    samples = generate_all(model, SampleConfig(num_samples=40, steps=4, batch_size=40))
+    assert [s.prompt for s in samples] == [p.prompt for p in prompts[:40]]
+    metrics = fragments.metrics(samples)
+    tasks = ("motif_extension", "scaffold_decoration", "superstructure_generation",
+             "linker_design")
+    assert all(f"{task}/validity" in metrics for task in tasks)
