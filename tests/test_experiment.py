@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from loflex import ConfigError, load_run
 from loflex.experiment import ExperimentSettings, run_experiment
 
