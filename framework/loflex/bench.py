@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from loflex.assemble import Model, assemble
-from loflex.batch import Batch, collate
+from loflex.batch import Batch
 from loflex.config import Run
 from loflex.data import BatchStream
 from loflex.optim import make_optimizer
@@ -314,7 +314,3 @@ def _result(kind: str, run: Run, timings: _Timings, real_tokens: float, width: i
         steps=len(timings.wall), batch_size=batch, compiled=run.train.compile,
         precision="bf16" if _bf16(run, device) else "fp32")
 
-
-def example_batch(model: Model, size: int) -> Batch:
-    """Collate the first ``size`` training examples (for quick checks)."""
-    return collate(list(model.domain.examples("train"))[:size])
