@@ -154,3 +154,14 @@ def test_fragment_mode_samples_every_task_and_scores_per_task(domain):
     tasks = ("motif_extension", "scaffold_decoration", "superstructure_generation",
              "linker_design")
     assert all(f"{task}/validity" in metrics for task in tasks)
+
+
+def test_draw_colours_a_molecule_and_a_partial_state(domain, tmp_path):
+    example = domain.examples("test")[0]
+    values = [i / len(example.target) for i in range(len(example.target))]
+    path = tmp_path / "mol.png"
+    assert domain.draw(example.target, values, path, title="insertion time")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 1000
+    partial = example.target[: len(example.target) // 2]  # an unfinished string still draws
+    assert domain.draw(partial, values[: len(partial)], tmp_path / "part.png")
+    assert (tmp_path / "part.png").stat().st_size > 1000
