@@ -137,10 +137,8 @@ def prompt_chunks(model: Model, settings: SampleConfig,
         count = min(size, total - start)
         if listed is not None:
             yield listed[start:start + count]
-        elif prompt is not None:
-            yield [prompt] * count
         else:
-            yield [Example(target=[]) for _ in range(count)]
+            yield sampling_prompts(model, settings, count, prompt)
 
 
 def generate(model: Model, settings: SampleConfig, *, seed: int = 0,
