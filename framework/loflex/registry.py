@@ -172,8 +172,10 @@ def build(base: type[T], spec: Any, **deps: Any) -> T:
 
 def owner(base: type, name: str) -> Registration:
     """Return the registration (class, plugin, distribution) of a component."""
-    get(base, name)
-    return registrations(base)[name]
+    table = registrations(base)
+    if name not in table:
+        get(base, name)  # raises UnknownComponentError listing the registered names
+    return table[name]
 
 
 def _name_and_options(spec: Any) -> tuple[str, Any]:
