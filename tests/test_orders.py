@@ -153,6 +153,14 @@ def test_shared_backbone_reuses_generator_trunk():
         learned(generator=None, backbone="shared")
 
 
+def test_auxiliary_trunk_takes_block_form_and_attention_dropout():
+    order = learned(block_form="reference", attention_dropout=0.3)
+    assert all(b.block_form == "reference" and b.attention_dropout == 0.3
+               for b in order.trunk.blocks)
+    assert all(b.block_form == "pre-norm" and b.attention_dropout == 0.0
+               for b in learned().trunk.blocks)
+
+
 def test_learned_order_options_are_validated():
     with pytest.raises(ConfigError, match="heads"):
         build(OrderDynamics, {"name": "kumaraswamy", "options": {"width": 30, "heads": 4}},

@@ -228,3 +228,115 @@ def test_module_apply_and_state_dict():
     fresh.load_state_dict(gen.state_dict())
     x, t, real = tokens(1, 4), torch.rand(1), torch.ones(1, 4, dtype=torch.bool)
     assert torch.equal(fresh(x, t, real).insert_rate, gen(x, t, real).insert_rate)
+
+
+def hand_attention(block: Block, m: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """Rotary softmax attention over every key, from the block's weights, written out."""
+    b, n, d = m.shape
+    heads, dh = block.heads, d // block.heads
+    q, k, v = (m @ block.qkv.weight.T).split(d, dim=-1)  # (B, L, D) each
+
+    def split(z):
+        return z.reshape(b, n, heads, dh).transpose(1, 2)  # (B, H, L, Dh)
+
+    inv_freq = 10000.0 ** (-torch.arange(0, dh, 2).float() / dh)  # (Dh/2,)
+    theta = positions.float()[:, None, :, None] * inv_freq  # (B, 1, L, Dh/2)
+
+    def rope(z):
+        z1, z2 = z[..., :dh // 2], z[..., dh // 2:]
+        return torch.cat([z1 * theta.cos() - z2 * theta.sin(),
+                          z2 * theta.cos() + z1 * theta.sin()], dim=-1)
+
+    q, k, v = rope(split(q)), rope(split(k)), split(v)
+    weights = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(dh), dim=-1)  # (B, H, L, L)
+    y = (weights @ v).transpose(1, 2).reshape(b, n, d)
+    return y @ block.attn_out.weight.T
+
+
+def hand_block(block: Block, x: torch.Tensor, cond: torch.Tensor, form: str) -> torch.Tensor:
+    """One block by hand: per sub-block m = norm(x)(1 + scale) + shift, then the residual."""
+    mods = (cond @ block.adaln.weight.T + block.adaln.bias).chunk(6, dim=-1)
+    shift1, scale1, gate1, shift2, scale2, gate2 = (z[:, None, :] for z in mods)
+    positions = torch.arange(x.shape[1]).expand(x.shape[0], -1)
+
+    def norm(z, weight):
+        mean = z.mean(-1, keepdim=True)
+        var = ((z - mean) ** 2).mean(-1, keepdim=True)
+        return (z - mean) / torch.sqrt(var + 1e-5) * weight
+
+    def mlp(z):
+        first, last = block.mlp[0], block.mlp[2]
+        return torch.relu(z @ first.weight.T + first.bias) @ last.weight.T + last.bias
+
+    m = norm(x, block.norm1.weight) * (1 + scale1) + shift1
+    x = (m if form == "reference" else x) + gate1 * hand_attention(block, m, positions)
+    m = norm(x, block.norm2.weight) * (1 + scale2) + shift2
+    return (m if form == "reference" else x) + gate2 * mlp(m)
+
+
+@pytest.mark.parametrize("form", ["reference", "pre-norm"])
+def test_block_forms_match_a_hand_written_block(form):
+    torch.manual_seed(3)
+    block = Block(width=16, heads=2, cond_dim=8, rotary=Rotary(8), block_form=form)
+    with torch.no_grad():
+        for param in block.parameters():
+            param.add_(0.3 * torch.randn_like(param))
+    x, cond = torch.randn(2, 5, 16), torch.randn(2, 8)
+    cos, sin = block.rotary.angles(torch.arange(5).expand(2, 5))
+    keys = torch.ones(2, 1, 1, 5, dtype=torch.bool)
+    with torch.no_grad():
+        out = block(x, cond, (cos, sin), keys)
+        expected = hand_block(block, x, cond, form)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_reference_block_at_init_is_the_normalised_input():
+    torch.manual_seed(0)
+    block = Block(width=16, heads=2, cond_dim=8, rotary=Rotary(8), block_form="reference")
+    x, cond = 3.0 * torch.randn(2, 5, 16) + 1.0, torch.randn(2, 8)
+    cos, sin = block.rotary.angles(torch.arange(5).expand(2, 5))
+    keys = torch.ones(2, 1, 1, 5, dtype=torch.bool)
+    out = block(x, cond, (cos, sin), keys)
+    mean, std = x.mean(-1, keepdim=True), x.var(-1, unbiased=False, keepdim=True).add(1e-5).sqrt()
+    torch.testing.assert_close(out, (x - mean) / std, atol=1e-5, rtol=1e-5)
+
+
+def test_generator_options_reach_every_block():
+    gen = make(block_form="reference", attention_dropout=0.25)
+    assert all(b.block_form == "reference" and b.attention_dropout == 0.25
+               for b in gen.trunk.blocks)
+    assert all(b.block_form == "pre-norm" and b.attention_dropout == 0.0
+               for b in make().trunk.blocks)
+    with pytest.raises(ConfigError, match="block_form"):
+        registry.validate_options(Generator, "transformer", {"block_form": "post-norm"})
+    with pytest.raises(ConfigError, match="block_form"):
+        Block(width=16, heads=2, cond_dim=8, rotary=Rotary(8), block_form="post-norm")
+
+
+def test_attention_dropout_only_in_training_mode():
+    gen = make(attention_dropout=0.5)
+    x, t, real = tokens(2, 8), torch.rand(2), torch.ones(2, 8, dtype=torch.bool)
+    assert torch.equal(gen(x, t, real).logits, gen(x, t, real).logits)
+    gen.train()
+    assert not torch.equal(gen(x, t, real).logits, gen(x, t, real).logits)
+    plain = make().train()  # no dropout anywhere: training mode stays deterministic
+    assert torch.equal(plain(x, t, real).logits, plain(x, t, real).logits)
+
+
+def test_attention_dropout_drops_attention_probabilities():
+    """With v = 1 for every key, attention returns 1 whatever the weights; dropping the
+    probabilities scales each output by (kept mass) / (1 - p), which is not 1."""
+    torch.manual_seed(0)
+    block = Block(width=4, heads=1, cond_dim=2, rotary=Rotary(4), attention_dropout=0.5)
+    with torch.no_grad():
+        block.qkv.weight.zero_()
+        block.qkv.weight[8:] = torch.eye(4)  # v = x
+        block.attn_out.weight.copy_(torch.eye(4))
+    x = torch.ones(1, 16, 4)
+    rope = block.rotary.angles(torch.arange(16)[None])
+    keys = torch.ones(1, 1, 1, 16, dtype=torch.bool)
+    torch.testing.assert_close(block.eval().attention(x, rope, keys), x)
+    dropped = block.train().attention(x, rope, keys)
+    assert not torch.allclose(dropped, x)
+    # every output is (kept keys / 16) / (1 - p), a multiple of 1/8
+    torch.testing.assert_close(dropped * 8, (dropped * 8).round())

@@ -94,7 +94,13 @@ class KumaraswamyOptions(Options):
     layers: int = Field(4, gt=0, description="Auxiliary trunk blocks (separate backbone).")
     width: int = Field(256, gt=0, description="Auxiliary trunk width (separate backbone).")
     heads: int = Field(4, gt=0, description="Auxiliary trunk heads; must divide width.")
-    dropout: float = Field(0.0, ge=0, lt=1, description="Auxiliary trunk dropout.")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Auxiliary trunk residual dropout.")
+    attention_dropout: float = Field(
+        0.0, ge=0, lt=1, description="Auxiliary trunk dropout on attention probabilities."
+    )
+    block_form: Literal["pre-norm", "reference"] = Field(
+        "pre-norm", description="Auxiliary trunk block form (see the transformer generator)."
+    )
     min_rate: float = Field(1.01, ge=0, description="Floor of b (the reference aux uses 1.01).")
     max_rate: float = Field(100.0, gt=0, description="Ceiling of b for scalar_fn 'softplus'.")
     scalar_fn: Literal["softplus", "exp"] = Field(
@@ -146,7 +152,8 @@ class KumaraswamyDynamics(_SampledKumaraswamy):
                 raise ConfigError("kumaraswamy: vocab_size must be positive to build the "
                                   "auxiliary network; build the order through loflex.build")
             self.trunk = Trunk(vocab_size, options.layers, options.width, options.heads,
-                               max_length, options.dropout)
+                               max_length, options.dropout, block_form=options.block_form,
+                               attention_dropout=options.attention_dropout)
         trunk = self.backbone
         rate = dict(width=trunk.width, cond_dim=trunk.cond_dim, min_rate=options.min_rate,
                     max_rate=options.max_rate, fn=options.scalar_fn)

@@ -25,6 +25,7 @@ from loflex.generator import Generator, Prediction
 from loflex.hookspecs import hookimpl
 
 ACTIVATIONS = {"relu": lambda: nn.ReLU(inplace=True), "gelu": lambda: nn.GELU(approximate="tanh")}
+BLOCK_FORMS = ("pre-norm", "reference")
 
 
 @dataclass
@@ -102,13 +103,36 @@ class Rotary(nn.Module):
 
 
 class Block(nn.Module):
-    """One DDiT block: adaLN-zero attention and MLP sub-blocks with gated residuals."""
+    """One DDiT block: adaLN-zero attention and MLP sub-blocks with gated residuals.
+
+    Per sub-block f with m = modulate(norm(x), shift, scale):
+
+    - ``pre-norm``: x <- x + gate f(m), a standard pre-norm residual (the identity at init);
+    - ``reference``: x <- m + gate f(m), the reference DDiT, which replaces the residual
+      stream by the normalised, modulated x before adding the branch (norm(x) at init).
+
+    Args:
+        width: D.
+        heads: attention heads.
+        cond_dim: C.
+        rotary: the shared :class:`Rotary`.
+        dropout: dropout on the attention and MLP residual branches.
+        activation: MLP activation name.
+        block_form: "pre-norm" or "reference".
+        attention_dropout: dropout on the attention probabilities (training mode only).
+    """
 
     def __init__(self, width: int, heads: int, cond_dim: int, rotary: Rotary,
-                 dropout: float = 0.0, activation: str = "relu"):
+                 dropout: float = 0.0, activation: str = "relu", *,
+                 block_form: str = "pre-norm", attention_dropout: float = 0.0):
         super().__init__()
+        if block_form not in BLOCK_FORMS:
+            raise ConfigError(f"unknown block_form '{block_form}'; use one of "
+                              f"{', '.join(BLOCK_FORMS)}")
         self.heads = heads
         self.rotary = rotary
+        self.block_form = block_form
+        self.attention_dropout = attention_dropout
         self.norm1, self.norm2 = LayerNorm(width), LayerNorm(width)
         self.qkv = nn.Linear(width, 3 * width, bias=False)
         self.attn_out = nn.Linear(width, width, bias=False)
@@ -124,11 +148,17 @@ class Block(nn.Module):
         """Update ``x`` (B, L, D) given ``cond`` (B, C), rotary angles and (B, 1, 1, L) keys."""
         b, n, d = x.shape
         shift1, scale1, gate1, shift2, scale2, gate2 = self.adaln(cond).chunk(6, dim=-1)
-        h = self.attention(modulate(self.norm1(x), shift1, scale1), rope, key_mask)  # (B, L, D)
-        x = torch.addcmul(x, gate1[:, None], self.dropout(h))
+        m = modulate(self.norm1(x), shift1, scale1)  # (B, L, D)
+        h = self.attention(m, rope, key_mask)  # (B, L, D)
+        x = torch.addcmul(self._residual(x, m), gate1[:, None], self.dropout(h))
         # Linear layers on (B L, D) views: 3-D inputs cost extra copies in the backward.
-        h = self.mlp(modulate(self.norm2(x), shift2, scale2).view(b * n, d)).view(b, n, d)
-        return torch.addcmul(x, gate2[:, None], self.dropout(h))
+        m = modulate(self.norm2(x), shift2, scale2)
+        h = self.mlp(m.view(b * n, d)).view(b, n, d)
+        return torch.addcmul(self._residual(x, m), gate2[:, None], self.dropout(h))
+
+    def _residual(self, x: torch.Tensor, modulated: torch.Tensor) -> torch.Tensor:
+        """The stream a branch is added to: ``x`` (pre-norm) or the modulated x (reference)."""
+        return modulated if self.block_form == "reference" else x
 
     def attention(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor],
                   key_mask: torch.Tensor) -> torch.Tensor:
@@ -137,7 +167,8 @@ class Block(nn.Module):
         qkv = self.qkv(x.view(b * n, d)).view(b, n, 3, self.heads, d // self.heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (B, H, L, Dh) each
         q, k = self.rotary.rotate(q, *rope), self.rotary.rotate(k, *rope)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)  # (B, H, L, Dh)
+        p = self.attention_dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, dropout_p=p)
         return self.attn_out(y.transpose(1, 2).reshape(b * n, d)).view(b, n, d)
 
 
@@ -156,10 +187,14 @@ class Trunk(nn.Module):
         dropout: dropout on the attention and MLP residual branches.
         cond_dim: C, the width of the time condition.
         activation: "relu" (the reference DDiT) or "gelu" (tanh approximation).
+        block_form: "pre-norm" (standard residual) or "reference" (the reference DDiT's
+            residual on the normalised, modulated x); see :class:`Block`.
+        attention_dropout: dropout on the attention probabilities (training mode only).
     """
 
     def __init__(self, vocab_size: int, layers: int, width: int, heads: int, max_length: int,
-                 dropout: float = 0.0, cond_dim: int = 128, activation: str = "relu"):
+                 dropout: float = 0.0, cond_dim: int = 128, activation: str = "relu", *,
+                 block_form: str = "pre-norm", attention_dropout: float = 0.0):
         super().__init__()
         assert width % heads == 0, f"width {width} must be divisible by heads {heads}"
         self.width, self.cond_dim, self.max_length = width, cond_dim, max_length
@@ -167,7 +202,9 @@ class Trunk(nn.Module):
         self.time = TimestepEmbedder(cond_dim)
         self.rotary = Rotary(min(width // heads, 64))
         self.blocks = nn.ModuleList(
-            Block(width, heads, cond_dim, self.rotary, dropout, activation) for _ in range(layers)
+            Block(width, heads, cond_dim, self.rotary, dropout, activation,
+                  block_form=block_form, attention_dropout=attention_dropout)
+            for _ in range(layers)
         )
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, real: torch.Tensor) -> TrunkOutput:
@@ -259,6 +296,13 @@ class TransformerGenerator(Generator):
         width: int = Field(256, gt=0, description="Model width D (paper: 768).")
         heads: int = Field(4, gt=0, description="Attention heads; must divide width (paper: 12).")
         dropout: float = Field(0.0, ge=0, lt=1, description="Residual-branch dropout.")
+        attention_dropout: float = Field(
+            0.0, ge=0, lt=1, description="Dropout on the attention probabilities (reference: 0.1)."
+        )
+        block_form: Literal["pre-norm", "reference"] = Field(
+            "pre-norm", description="pre-norm: x + gate f(modulate(norm x)); reference: the "
+            "reference DDiT's m + gate f(m) with m = modulate(norm x)."
+        )
         cond_dim: int = Field(128, gt=0, description="Width of the time condition.")
         activation: Literal["relu", "gelu"] = Field(
             "relu", description="MLP activation: relu (reference DDiT) or gelu (tanh)."
@@ -289,7 +333,8 @@ class TransformerGenerator(Generator):
             raise ConfigError(f"transformer: width {o.width} is not divisible by heads "
                               f"{o.heads}; choose heads that divide width")
         self.trunk = Trunk(vocab_size, o.layers, o.width, o.heads, max_length, o.dropout,
-                           o.cond_dim, o.activation)
+                           o.cond_dim, o.activation,
+                           block_form=o.block_form, attention_dropout=o.attention_dropout)
         self.vocab_head = VocabHead(o.width, o.cond_dim, vocab_size)
         rate = dict(width=o.width, cond_dim=o.cond_dim, min_rate=o.min_rate,
                     max_rate=o.max_rate, fn=o.scalar_fn)
