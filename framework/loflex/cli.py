@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "loflex.commands.bench",
     "loflex.commands.order",
     "loflex.commands.report",
+    "loflex.commands.diagnose",
 )
 
 

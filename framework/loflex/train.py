@@ -11,6 +11,8 @@ import os
 import random
 import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from torch import nn
 
 from loflex import checkpoint as ckpt
 from loflex import loss as losses
+from loflex import rundir
 from loflex.assemble import Model, assemble
 from loflex.batch import Batch, collate
 from loflex.config import Run, run_to_toml
@@ -105,9 +108,33 @@ class StopFlag:
             signal.signal(sig, handler)
 
 
+@contextmanager
+def locked_run_dir(run: Run, run_dir: Path, resume: bool, force: bool = False) -> Iterator[None]:
+    """Check, create and lock the run directory, and write its config, for the block.
+
+    Raises:
+        LoflexError: the folder is a file or another program's folder (without ``force``),
+            holds links where loflex writes, or another process is writing into it.
+    """
+    if resume and not run_dir.is_dir():
+        raise CheckpointError(f"cannot resume '{run_dir}': there is no such run directory")
+    if not resume:
+        rundir.refuse_foreign_folder(run_dir, force)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with rundir.run_lock(run_dir):
+        prepare_run_dir(run, run_dir, resume)
+        yield
+
+
 def prepare_run_dir(run: Run, run_dir: Path, resume: bool) -> None:
-    """Create the run directory, refusing to overwrite an existing run unless resuming."""
-    has_checkpoints = any((run_dir / "checkpoints").glob("step-*"))
+    """Write the run's config, refusing to overwrite an existing run unless resuming.
+
+    Raises:
+        LoflexError: a managed entry of the run directory is a symbolic link.
+        ConfigError: the folder holds checkpoints and ``resume`` is not set.
+    """
+    rundir.refuse_links_in_run(run_dir)
+    has_checkpoints = bool(ckpt.step_dirs(run_dir / "checkpoints"))
     if has_checkpoints and not resume:
         raise ConfigError(
             f"run directory '{run_dir}' already holds checkpoints; pass --resume to continue it "
@@ -119,23 +146,34 @@ def prepare_run_dir(run: Run, run_dir: Path, resume: bool) -> None:
 
 
 def log_line(path: Path, record: dict) -> None:
-    """Append one JSON line to ``metrics.jsonl`` (flushed; never rewrites earlier lines)."""
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record) + "\n")
-        handle.flush()
+    """Append one JSON line to ``metrics.jsonl`` (flushed; never rewrites earlier lines).
+
+    The file is opened without following a symbolic link and must be a regular file.
+    """
+    rundir.append_text(path, json.dumps(record) + "\n")
 
 
 def train(run: Run, run_dir: str | Path, *, resume: bool = False, progress: bool = True,
-          cache_dir: Path | None = None) -> TrainResult:
-    """Train ``run`` into ``run_dir`` (resumable, DDP-aware) and return where it stopped."""
-    cfg = run.train
+          cache_dir: Path | None = None, force: bool = False) -> TrainResult:
+    """Train ``run`` into ``run_dir`` (resumable, DDP-aware) and return where it stopped.
+
+    The process holds the run directory's writer lock throughout (rank 0 under DDP);
+    ``force`` trains into a non-empty folder that is not a loflex run.
+    """
     run_dir = Path(run_dir)
+    rank, _ = distributed()
+    pick_device(run.train.device)  # an unusable device fails before anything is written
+    with locked_run_dir(run, run_dir, resume, force) if rank == 0 else nullcontext():
+        return _train(run, run_dir, resume=resume, progress=progress, cache_dir=cache_dir)
+
+
+def _train(run: Run, run_dir: Path, *, resume: bool, progress: bool,
+           cache_dir: Path | None) -> TrainResult:
+    cfg = run.train
     rank, world = distributed()
     device = pick_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    if rank == 0:
-        prepare_run_dir(run, run_dir, resume)
     seed_everything(run.seed + rank)
 
     restored = _latest_checkpoint(run_dir) if resume else None
@@ -214,7 +252,9 @@ def train(run: Run, run_dir: str | Path, *, resume: bool = False, progress: bool
                 log_line(metrics_path, record)
             if rank == 0 and cfg.eval_every and step % cfg.eval_every == 0:
                 log_line(metrics_path, {"step": step, "valid_loss": _validate(objective, valid,
-                                                                               device, run.seed)})
+                                                                               device, run.seed),
+                                        **_diagnostics(model, valid, device, run.seed,
+                                                       cfg.loss_normalisation)})
             if rank == 0 and cfg.sample_every and step % cfg.sample_every == 0:
                 log_line(metrics_path, {"step": step, "train_seconds": train_seconds,
                                         **_sample_metrics(model, run, ema, device)})
@@ -274,6 +314,27 @@ def _validate(objective: Objective, batches: list[Batch], device: torch.device, 
     total = sum(float(objective(b.to(device), rng).loss) for b in batches) / len(batches)
     objective.train(was_training)
     return total
+
+
+def _diagnostics(model: Model, batches: list[Batch], device: torch.device, seed: int,
+                 normalisation: str) -> dict:
+    """Return the ``diag/`` figures of :mod:`loflex.diagnostics` on the validation batches.
+
+    One extra generator forward per batch, with its own fixed noise seed; the b_in spread
+    and the order-hint correlation only for learned orders (a fixed order does not change).
+    """
+    from loflex.diagnostics import HINT_EXAMPLES, diagnose
+
+    if not batches:
+        return {}
+    learned = bool(model.order.learned)
+    examples = model.domain.examples("valid") if learned else []
+    hints = [examples[i] for i in range(min(HINT_EXAMPLES, len(examples)))]
+    rng = torch.Generator(device=device).manual_seed(seed + 54321)
+    found = diagnose(model.generator, model.order, [b.to(device) for b in batches], rng=rng,
+                     normalisation=normalisation, length_scale=float(model.domain.max_length),
+                     spread=learned, hint_examples=hints)
+    return found.log_fields()
 
 
 def _sample_metrics(model: Model, run: Run, ema: EMA | None, device: torch.device) -> dict:
