@@ -11,7 +11,15 @@ from loflex.config import SampleConfig
 from loflex.domain import Example
 from loflex.errors import ConfigError, LoflexError
 from loflex.generator import Prediction
-from loflex.sampler import T_END, _clip_to_room, _insert, _State, sample
+from loflex.sampler import (
+    T_END,
+    _clip_to_room,
+    _insert,
+    _State,
+    confidence_scores,
+    outside_nucleus,
+    sample,
+)
 from loflex.vocab import BOS, EOS, MASK, PAD
 from torch import nn
 
@@ -246,6 +254,115 @@ def test_greedy_and_top_p_choose_the_top_token():
     for kw in ({"top_k": 1}, {"top_p": 1e-6}):
         out = sample(stub, Uniform(), [Example([])] * 8, settings(**kw), rng=rng())
         assert (out.x[:, :19] == best[:19]).all()
+
+
+def test_confidence_scores_by_hand():
+    probs = torch.tensor([[0.5, 0.3, 0.2, 0.0]], dtype=torch.float64)
+    e = [math.exp(2 * p) for p in (0.5, 0.3, 0.2, 0.0)]  # softmax(2 K) over all four columns
+    q = [v / sum(e) for v in e]
+    hazard = torch.tensor([2.0], dtype=torch.float64)
+    cases = {
+        ("top_prob", None): 0.5,
+        ("prob_diff", None): 0.2,
+        ("entropy", None): 0.5 * math.log(0.5) + 0.3 * math.log(0.3) + 0.2 * math.log(0.2),
+        ("top_prob", 2.0): 0.5,  # the reference ranks top_prob by max K
+        ("prob_diff", 2.0): q[0] - q[1],
+        ("entropy", 2.0): sum(v * math.log(v) for v in q),
+    }
+    for (mode, h), expected in cases.items():
+        got = confidence_scores(probs, mode, None if h is None else hazard)
+        assert got.item() == pytest.approx(expected, rel=1e-12), (mode, h)
+
+
+HAZARD_SHAPES = [  # softmax(10 K) ranks the first two the other way round from K
+    [0.35, 0.13, 0.13, 0.13, 0.13, 0.13],
+    [0.6, 0.4, 0, 0, 0, 0],
+    [0.5, 0.1, 0.1, 0.1, 0.1, 0.1],
+    [0.9, 0.02, 0.02, 0.02, 0.02, 0.02],
+]
+
+
+def hazard_scores_numpy(logits: torch.Tensor, mode: str, hazard: float) -> np.ndarray:
+    """Scores on softmax(hazard K) over all V columns (K = 0 on the special ids)."""
+    k = np.zeros((logits.shape[0], V))
+    k[:, 4:] = np.exp(logits[:, 4:].double().numpy())
+    k /= k.sum(-1, keepdims=True)
+    q = np.exp(hazard * k)
+    q /= q.sum(-1, keepdims=True)
+    top = np.sort(q, -1)[:, ::-1]
+    return top[:, 0] - top[:, 1] if mode == "prob_diff" else (q * np.log(q)).sum(-1)
+
+
+@pytest.mark.parametrize("mode", ["prob_diff", "entropy"])
+def test_confidence_on_hazard_ranks_softmax_of_hazard_times_probabilities(mode):
+    width, b_um = 25, 7.5
+    g = torch.Generator().manual_seed(1)
+    table = torch.full((width, V), -50.0)
+    for j in range(width):
+        p = torch.tensor(HAZARD_SHAPES[j % len(HAZARD_SHAPES)]) + 1e-6
+        table[j, 4:] = (p * torch.exp(0.02 * torch.randn(6, generator=g))).log()
+    stub = Stub(max_length=width, insert=fill_at_t0, unmask=constant(b_um),
+                logits=lambda x, t, real: table[: x.shape[1]].expand(x.shape[0], -1, -1))
+    chosen = settings(steps=3, confidence=mode, confidence_on="hazard")
+    out = sample(stub, Uniform(), [Example([])] * 60, chosen, rng=rng())
+    dt = T_END / 4
+    score = hazard_scores_numpy(table[: width - 1], mode, b_um / (1 - dt))  # step 1: t = dt
+    assert tuple(np.argsort(-score)) != tuple(np.argsort(-scores_numpy(table[: width - 1], mode)))
+    revealed = (out.reveal_step[:, : width - 1] == 1).numpy()
+    assert revealed.sum() > 0
+    for row in revealed:
+        expected = np.zeros(width - 1, dtype=bool)
+        expected[np.argsort(-score, kind="stable")[: row.sum()]] = True
+        assert (row == expected).all()
+
+
+def test_confidence_on_hazard_is_refused_for_top_prob():
+    with pytest.raises(ValueError, match="top_prob"):
+        SampleConfig(confidence="top_prob", confidence_on="hazard")
+    assert SampleConfig().top_p_rule == "inclusive"
+    assert SampleConfig().confidence_on == "probabilities"
+
+
+SORTED = torch.tensor([[0.5, 0.25, 0.15, 0.1],
+                       [0.9, 0.05, 0.03, 0.02],
+                       [0.6, 0.3, 0.1, 0.0]])
+
+
+@pytest.mark.parametrize("top_p, inclusive, reference", [
+    # kept counts per row of SORTED
+    (0.7, [2, 1, 2], [1, 1, 1]),  # row 1: the top probability exceeds p
+    (0.8, [3, 1, 2], [2, 1, 1]),
+    (0.93, [4, 2, 3], [3, 1, 2]),
+    (0.3, [1, 1, 1], [1, 1, 1]),  # every top probability exceeds p
+])
+def test_top_p_rules_keep_exactly_the_expected_tokens(top_p, inclusive, reference):
+    for rule, counts in (("inclusive", inclusive), ("reference", reference)):
+        kept = ~outside_nucleus(SORTED, top_p, rule)
+        expected = torch.arange(4) < torch.tensor(counts)[:, None]
+        assert torch.equal(kept, expected), (rule, top_p)
+
+
+@pytest.mark.parametrize("rule, top_p, allowed, share_of_first", [
+    ("inclusive", 0.7, {4, 5}, 0.5 / 0.75),
+    ("reference", 0.7, {4}, 1.0),
+    ("reference", 0.8, {4, 5}, 0.5 / 0.75),
+    ("inclusive", 0.4, {4}, 1.0),  # the top probability 0.5 exceeds p
+    ("reference", 0.4, {4}, 1.0),
+])
+def test_sampled_tokens_follow_the_top_p_rule(rule, top_p, allowed, share_of_first):
+    width = 40
+    probs = torch.tensor([0.5, 0.25, 0.15, 0.1, 1e-9, 1e-9])
+    row = torch.full((V,), -50.0)
+    row[4:] = probs.log()
+    stub = Stub(max_length=width, insert=fill_at_t0,
+                logits=lambda x, t, real: row.expand(*x.shape, V))
+    steps = 6
+    out = sample(stub, Uniform(), [Example([])] * 50,
+                 settings(steps=steps, top_p=top_p, top_p_rule=rule), rng=rng())
+    drawn = out.x[(out.reveal_step >= 0) & (out.reveal_step < steps - 1)]  # not the argmax step
+    assert set(drawn.tolist()) == allowed
+    share = (drawn == 4).double().mean().item()
+    assert abs(share - share_of_first) < 4 * math.sqrt(0.25 / len(drawn)) + 1e-12
 
 
 def test_constrain_logits_is_applied():

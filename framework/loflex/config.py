@@ -86,10 +86,19 @@ class SampleConfig(Options):
     batch_size: int = Field(64, gt=0, description="Samples per sampler batch.")
     steps: int = Field(128, gt=0, description="Tau-leaping steps (model calls).")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus threshold (1 = off).")
+    top_p_rule: Literal["inclusive", "reference"] = Field(
+        "inclusive", description="inclusive: the smallest set of most likely tokens whose "
+        "probability reaches top_p (the token that crosses it is kept); reference: the tokens "
+        "whose cumulative probability is <= top_p, always keeping the most likely one."
+    )
     top_k: int = Field(0, ge=0, description="Keep the k most likely tokens (0 = off, 1 = greedy).")
     temperature: float = Field(1.0, gt=0, description="Softmax temperature of token choice.")
     confidence: Literal["none", "top_prob", "prob_diff", "entropy"] = Field(
         "none", description="Which masked positions to reveal (the count comes from tau-leaping)."
+    )
+    confidence_on: Literal["probabilities", "hazard"] = Field(
+        "probabilities", description="What prob_diff and entropy are computed on: the token "
+        "probabilities K, or softmax(b_um h(t) K) over the vocabulary as the reference code."
     )
     max_length: int | None = Field(
         None, gt=1, description="Longest sequence (default: the domain's maximum)."
@@ -98,6 +107,14 @@ class SampleConfig(Options):
         "test", description="Where prompts come from for conditional domains."
     )
     use_ema: bool = Field(True, description="Sample with the EMA weights when present.")
+
+    @pydantic.model_validator(mode="after")
+    def _check_confidence_on(self) -> SampleConfig:
+        if self.confidence_on == "hazard" and self.confidence == "top_prob":
+            raise ValueError("confidence_on 'hazard' applies to prob_diff and entropy only "
+                             "(top_prob ranks by max K, as the reference); use "
+                             "confidence_on = 'probabilities' with top_prob")
+        return self
 
 
 class Run(BaseModel):

@@ -193,8 +193,11 @@ def _step(generator, order, state: _State, k: int, dt: float, settings: SampleCo
     h = order.base_hazard(t).float()  # (B,)
     chosen = _unmask_events(pred.unmask_rate, h, dt, masked, rng)  # (B, L)
     if settings.confidence != "none":
+        hazard = None
+        if settings.confidence_on == "hazard":
+            hazard = _unmask_hazard(pred.unmask_rate, h, masked)[masked]  # (N,)
         scores = torch.full(masked.shape, -torch.inf, device=masked.device)
-        scores[masked] = CONFIDENCE_SCORES[settings.confidence](masked_logits.softmax(-1))
+        scores[masked] = confidence_scores(masked_logits.softmax(-1), settings.confidence, hazard)
         chosen = _top_positions(scores, chosen.sum(-1))
     tokens = _sample_tokens(masked_logits[chosen[masked]], settings, rng)
     counts = _insertion_counts(pred.insert_rate, h, dt, state, width, rng)
@@ -250,6 +253,30 @@ def _neg_entropy(probs: torch.Tensor) -> torch.Tensor:
 CONFIDENCE_SCORES = {"top_prob": _top_prob, "prob_diff": _prob_diff, "entropy": _neg_entropy}
 
 
+def confidence_scores(probs: torch.Tensor, mode: str,
+                      hazard: torch.Tensor | None = None) -> torch.Tensor:
+    """Return the confidence (N,) of each masked slot; higher is revealed first.
+
+    Args:
+        probs: (N, V) token probabilities K of the masked slots.
+        mode: "top_prob" (max K), "prob_diff" (the two largest probabilities' gap) or
+            "entropy" (the negative entropy).
+        hazard: (N,) unmasking hazards b_um h(t); when given, prob_diff and entropy are
+            computed on softmax(hazard K) over the whole vocabulary, as the reference code
+            does (top_prob always ranks by max K).
+    """
+    if hazard is not None and mode != "top_prob":
+        probs = (hazard[:, None] * probs).softmax(-1)
+    return CONFIDENCE_SCORES[mode](probs)
+
+
+def _unmask_hazard(unmask_rate: torch.Tensor | None, h: torch.Tensor,
+                   masked: torch.Tensor) -> torch.Tensor:
+    """Return (B, L) unmasking hazards b_um h(t) (b_um = 1 without an unmask head)."""
+    hazard = h[:, None].expand(masked.shape)
+    return hazard if unmask_rate is None else unmask_rate.float() * hazard
+
+
 def _top_positions(scores: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
     """Return (B, L) bool selecting the ``count`` (B,) highest-scoring slots of each row."""
     order = scores.argsort(dim=-1, descending=True)  # (B, L)
@@ -269,9 +296,26 @@ def _sample_tokens(logits: torch.Tensor, settings: SampleConfig, rng) -> torch.T
     if settings.top_p >= 1:
         return torch.multinomial(probs, 1, generator=rng).squeeze(-1)
     sorted_probs, index = probs.sort(-1, descending=True)
-    outside = sorted_probs.cumsum(-1) - sorted_probs > settings.top_p  # keeps the top token
+    outside = outside_nucleus(sorted_probs, settings.top_p, settings.top_p_rule)
     choice = torch.multinomial(sorted_probs.masked_fill(outside, 0.0), 1, generator=rng)
     return index.gather(-1, choice).squeeze(-1)
+
+
+def outside_nucleus(sorted_probs: torch.Tensor, top_p: float, rule: str) -> torch.Tensor:
+    """Return (N, V) bool: the tokens top-p removes, for probabilities sorted descending.
+
+    ``inclusive`` keeps a token while the probability of the tokens before it is <= p (the
+    token that crosses p is kept: the usual nucleus); ``reference`` keeps a token while the
+    cumulative probability including it is <= p. Both always keep the most likely token.
+    """
+    cumulative = sorted_probs.cumsum(-1)  # (N, V)
+    if rule == "inclusive":
+        return cumulative - sorted_probs > top_p
+    if rule == "reference":
+        outside = cumulative > top_p
+        outside[:, 0] = False
+        return outside
+    raise ConfigError(f"unknown top_p_rule '{rule}'; use 'inclusive' or 'reference'")
 
 
 def _insertion_counts(rate: torch.Tensor, h: torch.Tensor, dt: float, state: _State, width: int,
