@@ -6,7 +6,12 @@ import pytest
 import torch
 from loflex import build, components, schedule
 from loflex.batch import Batch
-from loflex.default_plugins.orders import KumaraswamyDynamics, LeftToRightOrder, UniformOrder
+from loflex.default_plugins.orders import (
+    KumaraswamyDynamics,
+    LeftToRightOrder,
+    MaskedOrder,
+    UniformOrder,
+)
 from loflex.default_plugins.transformer import TransformerGenerator
 from loflex.errors import ConfigError
 from loflex.loss import generator_loss, objective, policy_terms, training_loss
@@ -104,6 +109,114 @@ def test_left_to_right_sharpness_zero_is_uniform():
     order = build(OrderDynamics, {"name": "left-to-right", "options": {"sharpness": 0.0}})
     rates = order(clean_batch(), torch.full((3,), 0.5))
     assert bool((rates.b_in == 1).all())
+
+
+def average_ranks(x: torch.Tensor) -> torch.Tensor:
+    """Ranks 1..n of a 1-D tensor, ties sharing their average rank."""
+    less = (x[None, :] < x[:, None]).sum(-1).double()
+    equal = (x[None, :] == x[:, None]).sum(-1).double()
+    return less + (equal + 1) / 2
+
+
+def spearman(x: torch.Tensor, y: torch.Tensor) -> float:
+    rx, ry = average_ranks(x), average_ranks(y)
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    return float((rx * ry).sum() / (rx.norm() * ry.norm()))
+
+
+def test_spearman_helper_by_hand():
+    assert spearman(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([10.0, 30.0, 20.0])) == \
+        pytest.approx(0.5)
+    # ties: ranks (1.5, 1.5, 3) against (1, 2, 3): covariance 1.5, norms sqrt(1.5) and sqrt(2)
+    assert spearman(torch.tensor([5.0, 5.0, 9.0]), torch.tensor([1.0, 2.0, 3.0])) == \
+        pytest.approx(1.5 / (1.5 ** 0.5 * 2 ** 0.5))
+
+
+@pytest.mark.parametrize("centre", [0.5, 1.0])
+def test_sharp_left_to_right_is_near_deterministic(centre):
+    """sharpness 30 over 20 free tokens: T_in follows position (Spearman > 0.95 per row)."""
+    order = build(OrderDynamics, {"name": "left-to-right",
+                                  "options": {"sharpness": 30.0, "centre": centre}})
+    x_1 = torch.cat([torch.randint(4, V, (64, 20), generator=torch.Generator().manual_seed(0)),
+                     torch.full((64, 1), EOS)], dim=1)
+    fixed = x_1 == EOS
+    batch = Batch(x_1, fixed)
+    rates = order(batch, torch.full((64,), 0.5, dtype=F64))
+    times = order.sample_times(rates, generator=torch.Generator().manual_seed(1))
+    positions = torch.arange(20, dtype=F64)
+    rho = [spearman(row[:20], positions) for row in times.t_in]
+    assert min(rho) > 0.9 and sum(rho) / len(rho) > 0.95
+    late = float((times.t_in[:, :20] > 1 - 1e-5).double().mean())
+    if centre == 1.0:  # every b_in >= 1: no token is left for the sampler's last step
+        assert bool((rates.b_in[:, :20] >= 1).all()) and late < 1e-3
+    else:  # half the tokens have b_in < 1 and many are inserted only after t = 1 - 1e-5
+        assert late > 0.2
+
+
+def test_masked_order_inserts_everything_near_zero():
+    order = build(OrderDynamics, {"name": "masked"})
+    assert isinstance(order, MaskedOrder) and not order.learned
+    assert list(order.parameters()) == [] and order.shared_insert_multiplier == 1000.0
+    batch = clean_batch()
+    rates = order(batch, torch.full((3,), 0.5, dtype=F64))
+    assert bool((rates.b_in == 1000).all()) and bool((rates.b_um == 1).all())
+    b_in = rates.b_in[:1].expand(2000, -1)
+    times = order.sample_times(type(rates)(b_in, torch.ones_like(b_in)),
+                               generator=torch.Generator().manual_seed(0))
+    assert float(times.t_in.max()) < 0.02  # P(T_in > 0.02) = 0.98^1000 < 2e-9 per token
+    # larger insert rates push T_in towards 0
+    sharper = build(OrderDynamics, {"name": "masked", "options": {"insert_rate": 1e6}})
+    b_in = torch.full((200, 12), 1e6, dtype=F64)
+    times_sharp = sharper.sample_times(type(rates)(b_in, torch.ones_like(b_in)),
+                                       generator=torch.Generator().manual_seed(0))
+    assert float(times_sharp.t_in.max()) < 1e-4
+    with pytest.raises(ConfigError):
+        build(OrderDynamics, {"name": "masked", "options": {"insert_rate": 0.5}})
+
+
+def test_masked_order_unmasks_uniformly():
+    order = build(OrderDynamics, {"name": "masked"})
+    b_in = torch.full((4000, 10), 1000.0, dtype=F64)
+    times = order.sample_times(type(order(clean_batch(), torch.rand(3)))(b_in,
+                                                                         torch.ones_like(b_in)),
+                               generator=torch.Generator().manual_seed(2))
+    assert bool((times.t_um >= times.t_in).all())
+    counts = torch.histc(times.t_um.float(), bins=10, min=0.0, max=1.0)
+    n = times.t_um.numel()
+    assert float((counts / n - 0.1).abs().max()) < 5 * (0.1 * 0.9 / n) ** 0.5
+    # closed forms: P(dropped) = (1 - t)^1000 and, since T_um | T_in ~ U(T_in, 1),
+    # P(masked) = E[(1 - t) / (1 - T_in); T_in <= t] = (1 - t) (1000/999) (1 - (1 - t)^999)
+    t = torch.tensor([0.001, 0.3, 0.9], dtype=F64)
+    logp = order.state_log_probs(order(clean_batch(), t), t)
+    for value in (logp.dropped, logp.masked, logp.clean):
+        assert bool(torch.isfinite(value).all())
+    torch.testing.assert_close(logp.dropped[:, 0].exp(), (1 - t) ** 1000)
+    torch.testing.assert_close(logp.masked[:, 0].exp(),
+                               (1 - t) * 1000 / 999 * (1 - (1 - t) ** 999))
+    check_order_dynamics(order, draws=1500)
+
+
+def test_masked_order_trains_one_step_with_finite_loss_and_consistent_targets():
+    batch = clean_batch()
+    order = build(OrderDynamics, {"name": "masked"})
+    gen = tiny_generator()
+    terms = training_loss(batch, gen, order, length_scale=12.0,
+                          rng=torch.Generator().manual_seed(0))
+    terms.loss.backward()
+    assert torch.isfinite(terms.loss)
+    assert all(torch.isfinite(p.grad).all() for p in gen.parameters() if p.grad is not None)
+    # at t = 1e-3 some tokens are still missing: each gap's target is b_in h(t) per token
+    t = torch.full((3,), 1e-3, dtype=torch.float32)
+    rates = order(batch, t)
+    times = order.sample_times(rates, generator=torch.Generator().manual_seed(3))
+    hazard_in, _ = order.hazards(rates, t)
+    noisy = noise(batch, times, t, hazard_in)
+    dropped = ((t[:, None] < times.t_in) & batch.free).sum(-1)
+    assert int(dropped.sum()) > 0
+    torch.testing.assert_close(noisy.gap_rates.sum(-1),
+                               dropped.float() * 1000 / (1 - 1e-3), rtol=1e-5, atol=0)
+    loss = objective(batch, gen, order, rates, t, [times], length_scale=12.0)
+    assert torch.isfinite(loss.loss) and float(loss.insertion) > 0
 
 
 def test_learned_order_shapes_and_floor():

@@ -170,6 +170,25 @@ def test_insertion_count_is_poisson_rate_dt():
     assert abs((counts == 0).double().mean() - math.exp(-lam)) < 0.03
 
 
+@pytest.mark.parametrize("b", [1000.0, 1.0])
+def test_shared_insert_multiplier_inserts_the_exact_step_probability(b):
+    """An order whose tokens share b_in = b: a predicted multiplier g = b n at t = 0 inserts
+    Poisson(n (1 - (1 - dt)^b)) masks in the first step, not Poisson(b n dt)."""
+    from loflex import build
+    from loflex.order import OrderDynamics
+
+    order = build(OrderDynamics, {"name": "masked", "options": {"insert_rate": b}})
+    n_missing, rows, steps = 6.0, 3000, 4
+    first = lambda x, t, real: torch.full(x.shape, b * n_missing if float(t[0]) == 0 else 0.0)
+    out = sample(Stub(max_length=200, insert=first), order, [Example([])] * rows,
+                 settings(steps=steps), rng=rng())
+    counts = (out.insert_step == 0).sum(-1).double()
+    dt = T_END / (steps + 1)
+    lam = n_missing * (1 - (1 - dt) ** b)  # b = 1: b n dt h(0), plain tau-leaping
+    assert abs(counts.mean() - lam) < 4 * math.sqrt(lam / rows)
+    assert abs(counts.var() - lam) < 0.1 * lam  # Poisson
+
+
 def fill_at_t0(x, t, real):
     """Insert a huge number of masks at t = 0 only."""
     return torch.full(x.shape, 1e9 if float(t[0]) == 0 else 0.0)

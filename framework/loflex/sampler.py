@@ -200,7 +200,8 @@ def _step(generator, order, state: _State, k: int, dt: float, settings: SampleCo
         scores[masked] = confidence_scores(masked_logits.softmax(-1), settings.confidence, hazard)
         chosen = _top_positions(scores, chosen.sum(-1))
     tokens = _sample_tokens(masked_logits[chosen[masked]], settings, rng)
-    counts = _insertion_counts(pred.insert_rate, h, dt, state, width, rng)
+    counts = _insertion_counts(_insertion_means(pred.insert_rate, order, t, h, dt), state,
+                               width, rng)
     _reveal(state, chosen, tokens, k)
     _insert(state, counts, k)
 
@@ -318,17 +319,36 @@ def outside_nucleus(sorted_probs: torch.Tensor, top_p: float, rule: str) -> torc
     raise ConfigError(f"unknown top_p_rule '{rule}'; use 'inclusive' or 'reference'")
 
 
-def _insertion_counts(rate: torch.Tensor, h: torch.Tensor, dt: float, state: _State, width: int,
-                      rng) -> torch.Tensor:
-    """Return (B, L) long: masks to insert left of each slot, ``Poisson(b_in h dt)``.
+def _insertion_means(rate: torch.Tensor, order, t: torch.Tensor, h: torch.Tensor,
+                     dt: float) -> torch.Tensor:
+    """Return (B, L) float: the expected insertions of this step in the gap left of each slot.
+
+    Tau-leaping: b_in^theta h(t) dt. An order whose tokens all share one insertion
+    multiplier b (attribute ``shared_insert_multiplier``, a = 1) gets the exact step
+    probability instead: b_in^theta / b estimates the gap's missing count and each missing
+    token is inserted in [t, t + dt) with probability 1 - ((1 - t - dt) / (1 - t))^b. For
+    b = 1 that is h(t) dt again; for large b dt it inserts the whole predicted count
+    rather than b dt times it.
+    """
+    b = getattr(order, "shared_insert_multiplier", None)
+    if b is None:
+        return rate.float() * h[:, None] * dt
+    log_stay = b * torch.log1p(-dt / (1.0 - t.float()))  # (B,) log P(not inserted)
+    return rate.float() * (-torch.expm1(log_stay) / b)[:, None]
+
+
+def _insertion_counts(lam: torch.Tensor, state: _State, width: int, rng) -> torch.Tensor:
+    """Return (B, L) long: masks to insert left of each slot, ``Poisson(lam)``.
+
+    ``lam`` (B, L) holds the expected counts of :func:`_insertion_means`.
 
     Gaps left of prompt and BOS slots, and past a row's length, stay closed. A row
     whose draws would overflow ``width`` keeps only as many as fit (see
     :func:`_clip_to_room`) instead of dropping them all, so it still grows to the width.
     """
-    positions = torch.arange(rate.shape[1], device=rate.device)
+    positions = torch.arange(lam.shape[1], device=lam.device)
     open_gap = (positions >= state.head[:, None]) & (positions < state.length[:, None])
-    lam = (rate.float() * h[:, None] * dt).nan_to_num(0.0).clamp(0.0, MAX_POISSON_RATE)
+    lam = lam.nan_to_num(0.0).clamp(0.0, MAX_POISSON_RATE)
     counts = torch.poisson(lam * open_gap, generator=rng).long()  # (B, L)
     room = width - state.length  # (B,)
     over = counts.sum(-1) > room

@@ -1,9 +1,12 @@
-"""Built-in order dynamics: ``uniform`` (FlexMDM), ``kumaraswamy`` (LoFlexMDM), ``left-to-right``.
+"""Built-in order dynamics: ``uniform`` (FlexMDM), ``kumaraswamy`` (LoFlexMDM),
+``left-to-right`` and ``masked``.
 
-All three live in the Kumaraswamy family F(t) = 1 - (1 - t^a)^b (method.md 2.1): the
+All four live in the Kumaraswamy family F(t) = 1 - (1 - t^a)^b (method.md 2.1): the
 uniform order is a = b = 1; the learned order reads the clean ``x_1`` and ``t`` with an
 auxiliary DDiT and predicts b_in (and b_um when ``learn_unmask``); the left-to-right order
-fixes b_in so that earlier tokens are inserted earlier.
+fixes b_in so that earlier tokens are inserted earlier; the masked order inserts every
+token at once near t = 0 and unmasks uniformly (a masked diffusion model with a learned
+length).
 """
 
 from __future__ import annotations
@@ -55,9 +58,11 @@ class UniformOrder(_SampledKumaraswamy):
 class LeftToRightOrder(_SampledKumaraswamy):
     """A fixed order that inserts earlier target positions earlier (autoregressive-like).
 
-    a = 1, b_um = 1 and b_in_j = exp(sharpness (1/2 - r_j)), where r_j in [0, 1] is the
+    a = 1, b_um = 1 and b_in_j = exp(sharpness (centre - r_j)), where r_j in [0, 1] is the
     relative position of free token j among its row's free tokens. With a = 1,
-    E[T_in_j] = 1 / (1 + b_in_j) grows from left to right.
+    E[T_in_j] = 1 / (1 + b_in_j) grows from left to right. Tokens right of ``centre`` get
+    b_in < 1: with a large sharpness they are rarely inserted before the sampler's last
+    step (P(T_in > 1 - 1e-5) = 1e-5^b_in); ``centre = 1`` keeps every b_in >= 1.
     """
 
     name = "left-to-right"
@@ -68,6 +73,10 @@ class LeftToRightOrder(_SampledKumaraswamy):
             4.0, ge=0, description="How strongly earlier tokens are inserted first (0 = uniform "
             "insertion rates e^0 = 1)."
         )
+        centre: float = Field(
+            0.5, ge=0, le=1, description="Relative position whose b_in is 1; later tokens get "
+            "b_in < 1 (1: every b_in >= 1, so no token is left for t near 1)."
+        )
 
     def forward(self, batch: Batch, t: torch.Tensor) -> TokenRates:
         """Return b_in decreasing along each row's free tokens and b_um = 1, (B, L) each."""
@@ -76,9 +85,43 @@ class LeftToRightOrder(_SampledKumaraswamy):
         rank = (free.long().cumsum(-1) - 1).clamp_min(0).to(dtype)  # (B, L)
         count = free.sum(-1, keepdim=True).to(dtype)  # (B, 1)
         r = rank / (count - 1).clamp_min(1)  # (B, L)
-        b_in = torch.exp(self.options.sharpness * (0.5 - r))
+        b_in = torch.exp(self.options.sharpness * (self.options.centre - r))
         b_in = torch.where(free, b_in, torch.ones_like(b_in))
         return TokenRates(b_in=b_in, b_um=torch.ones_like(b_in))
+
+
+class MaskedOrder(_SampledKumaraswamy):
+    """All at once: every token inserted near t = 0, then unmasked uniformly (an MDM).
+
+    a = 1, b_um = 1 and b_in = ``insert_rate`` for every token, so T_in ~ Kuma(1, b_in)
+    with P(T_in > e) = (1 - e)^b_in (below 2e-9 at e = 0.02 for b_in = 1000) and
+    T_um | T_in ~ U(T_in, 1). Every closed form stays finite and the insertion targets are
+    those of the process: gap i's target rate is b_in h(t) times its dropped tokens. The
+    generator's insertion multiplier must reach b_in times a gap's missing count at t = 0
+    (choose a rate head that can, e.g. ``scalar_fn = "exp"``), and training sees missing
+    tokens only at t below about ln(L) / b_in. The sampler inserts with the exact
+    per-step probability of this shared b_in (``shared_insert_multiplier``), so the first
+    step inserts the predicted length instead of b_in dt times it.
+    """
+
+    name = "masked"
+    a = 1.0
+
+    class Options(Options):
+        insert_rate: float = Field(
+            1000.0, ge=1, description="b_in of every token: E[T_in] = 1/(1 + b_in); larger is "
+            "closer to all at once, smaller is easier to learn (missing tokens seen more often)."
+        )
+
+    @property
+    def shared_insert_multiplier(self) -> float:
+        """The b_in every token shares (read by the sampler)."""
+        return self.options.insert_rate
+
+    def forward(self, batch: Batch, t: torch.Tensor) -> TokenRates:
+        """Return b_in = ``insert_rate`` and b_um = 1 at every position, (B, L) each."""
+        ones = torch.ones(batch.x_1.shape, dtype=_float_dtype(t), device=batch.x_1.device)
+        return TokenRates(b_in=ones * self.options.insert_rate, b_um=ones)
 
 
 class KumaraswamyOptions(Options):
@@ -215,3 +258,4 @@ def register_order_dynamics(register):
     register(UniformOrder)
     register(KumaraswamyDynamics)
     register(LeftToRightOrder)
+    register(MaskedOrder)
