@@ -11,10 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+from loflex import checkpoint as ckpt
 from loflex import load_run, plugins, registry
 from loflex.cli import main
 from loflex.domain import Domain
-from loflex.errors import UnknownComponentError
+from loflex.errors import LoflexError, UnknownComponentError
 from loflex.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -257,3 +259,144 @@ def test_run_directory_permissions_follow_the_umask(tmp_path, seqs):
     step = run_dir / "checkpoints" / "step-00000001"
     assert (step.stat().st_mode & 0o777) == 0o777 & ~umask
     assert ((run_dir / "config.toml").stat().st_mode & 0o777) == 0o666 & ~umask
+
+
+# -- writes never follow symbolic links out of the run directory ---------------------------
+
+VICTIM_BYTES = b"the user's own file\n\x00\xff keep me\n"
+
+
+@pytest.fixture
+def victim(tmp_path):
+    """A file outside every run directory; a test ends by checking it is byte-identical."""
+    path = tmp_path / "outside" / "victim.txt"
+    path.parent.mkdir()
+    path.write_bytes(VICTIM_BYTES)
+    return path
+
+
+def tree_bytes(root: Path) -> dict[str, bytes]:
+    """Every file below ``root`` with its bytes (links not followed)."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and not p.is_symlink()}
+
+
+def one_line_error(capsys, *words: str) -> str:
+    err = capsys.readouterr().err
+    assert err.startswith("Error: ") and err.count("\n") == 1, err
+    for word in words:
+        assert word in err, err
+    return err
+
+
+def test_a_planted_partial_sample_link_is_refused(model_dir, tmp_path, victim, capsys):
+    out = tmp_path / "out" / "s.jsonl"
+    out.parent.mkdir()
+    out.with_name("s.jsonl.partial").symlink_to(victim)
+    for extra in ([], ["--force"]):
+        assert main(["sample", str(model_dir), "-n", "2", "--steps", "2", "-o", str(out),
+                     *extra]) == 1
+        one_line_error(capsys, "s.jsonl.partial' is a symbolic link", "does not write")
+    assert victim.read_bytes() == VICTIM_BYTES
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("command", [
+    ["sample", "{model}", "-n", "2", "--steps", "2", "-o", "{out}", "--force"],
+    ["evaluate", "{model}", "-n", "2", "--steps", "2", "-o", "{out}", "--force"],
+    ["data", "sequences", "--set", "domain.options.path={seqs}", "-o", "{out}", "--force"],
+])
+def test_a_linked_output_file_is_replaced_not_written_through(model_dir, seqs, tmp_path, victim,
+                                                              command):
+    out = tmp_path / "out.txt"
+    out.symlink_to(victim)
+    assert main([a.format(model=model_dir, out=out, seqs=seqs) for a in command]) == 0
+    assert victim.read_bytes() == VICTIM_BYTES
+    assert not out.is_symlink() and out.read_bytes() != VICTIM_BYTES
+
+
+def test_an_existing_link_counts_as_an_existing_output(model_dir, tmp_path, capsys):
+    out = tmp_path / "dangling.jsonl"
+    out.symlink_to(tmp_path / "nowhere")
+    assert main(["sample", str(model_dir), "-n", "2", "--steps", "2", "-o", str(out)]) == 1
+    one_line_error(capsys, "already exists; pass --force")
+    assert not (tmp_path / "nowhere").exists()
+
+
+def outside_checkpoints(model_dir: Path, tmp_path: Path) -> Path:
+    """Move the run's checkpoints outside it (with a user's file among them), link them back."""
+    outside = tmp_path / "outside" / "checkpoints"
+    (model_dir / "checkpoints").rename(outside)
+    (outside / "step-00000001" / "important.txt").write_bytes(VICTIM_BYTES)
+    (model_dir / "checkpoints").symlink_to(outside, target_is_directory=True)
+    return outside
+
+
+def test_a_checkpoints_link_is_refused_and_nothing_behind_it_deleted(model_dir, tmp_path, victim,
+                                                                   capsys):
+    outside = outside_checkpoints(model_dir, tmp_path)
+    before = tree_bytes(outside.parent)
+    assert main(["train", "--resume", str(model_dir), "--set", "train.steps=3",
+                 "--set", "train.keep_checkpoints=1", "--no-progress"]) == 1
+    one_line_error(capsys, "checkpoints' is a symbolic link")
+    assert tree_bytes(outside.parent) == before
+    for call in (lambda: ckpt.keep_last(model_dir / "checkpoints", 0),
+                 lambda: ckpt.save(model_dir / "checkpoints" / "step-00000002", run={},
+                                   state={"step": 2}, model={"w": torch.zeros(2)})):
+        with pytest.raises(LoflexError, match="is a symbolic link"):
+            call()
+    assert tree_bytes(outside.parent) == before
+
+
+def test_a_step_link_is_removed_itself_never_followed(tmp_path, victim):
+    folder = tmp_path / "run" / "checkpoints"
+    for step in (1, 2):
+        ckpt.save(folder / f"step-{step:08d}", run={}, state={"step": step},
+                  model={"w": torch.zeros(2)})
+    (folder / "step-00000000").symlink_to(victim.parent, target_is_directory=True)
+    (folder / ".step-00000009.tmp-x").symlink_to(victim.parent, target_is_directory=True)
+    ckpt.keep_last(folder, 1)
+    assert sorted(p.name for p in folder.iterdir()) == ["step-00000002"]
+    assert victim.read_bytes() == VICTIM_BYTES
+
+
+@pytest.mark.parametrize("entry", ["metrics.jsonl", "config.toml", "checkpoints/latest",
+                                   ".loflex.lock"])
+def test_a_run_whose_managed_file_is_a_link_is_refused(model_dir, victim, capsys, entry):
+    link = model_dir / entry
+    link.unlink(missing_ok=True)
+    link.symlink_to(victim)
+    assert main(["train", "--resume", str(model_dir), "--set", "train.steps=3",
+                 "--no-progress"]) == 1
+    one_line_error(capsys, f"{link.name}' is a symbolic link")
+    assert victim.read_bytes() == VICTIM_BYTES
+
+
+def test_metrics_are_never_appended_through_a_link(tmp_path, victim):
+    from loflex.train import log_line
+
+    link = tmp_path / "metrics.jsonl"
+    link.symlink_to(victim)
+    with pytest.raises(LoflexError, match="metrics.jsonl' is a symbolic link"):
+        log_line(link, {"step": 1})
+    assert victim.read_bytes() == VICTIM_BYTES
+
+
+def test_a_linked_report_folder_is_refused(model_dir, tmp_path, victim, capsys):
+    (model_dir / "report").symlink_to(victim.parent, target_is_directory=True)
+    before = tree_bytes(victim.parent)
+    assert main(["report", str(model_dir), "-n", "1", "--steps", "2", "--examples", "0"]) == 1
+    one_line_error(capsys, "report' is a symbolic link")
+    assert tree_bytes(victim.parent) == before
+
+
+def test_a_linked_report_picture_is_replaced_not_written_through(model_dir, victim):
+    from loflex.report import write_report
+
+    (model_dir / "report").mkdir()
+    (model_dir / "report" / "curves.png").symlink_to(victim)
+    index = write_report(model_dir, num_samples=1, steps=2, examples=0)
+    assert victim.read_bytes() == VICTIM_BYTES
+    curves = model_dir / "report" / "curves.png"
+    assert not curves.is_symlink() and curves.read_bytes().startswith(b"\x89PNG")
+    assert index.exists() and not list((model_dir / "report").glob(".report-*"))

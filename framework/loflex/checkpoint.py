@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import tempfile
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,11 +28,13 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from loflex.errors import CheckpointError
+from loflex.errors import CheckpointError, LoflexError
+from loflex.rundir import excerpt, kind_of, open_regular, read_head, refuse_link
 
 FORMAT = "loflex-checkpoint-1"
 LATEST = "latest"
-STEP_NAME = re.compile(r"^step-[0-9]+$")
+STEP_NAME = re.compile(r"^step-[0-9]{1,18}$")
+LATEST_MAX_BYTES = 256
 
 
 @dataclass
@@ -64,14 +67,29 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` atomically (temp file, fsync, rename)."""
+def atomic_write_text(path: Path, data: str | bytes) -> None:
+    """Replace ``path`` with ``data`` (text is written as UTF-8) atomically.
+
+    The data goes to a temp file created exclusively next to ``path``, is fsynced, and
+    the temp file is renamed over ``path``: a symbolic link at ``path`` is replaced, never
+    written through, and on any error (a full disk) the temp file is removed and ``path``
+    keeps its old contents.
+    """
+    path = Path(path)
+    payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; use the usual mode
-    fsync_write(Path(tmp), text.encode("utf-8"))
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), 0o666 & ~_umask())  # mkstemp makes 0600 files
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 def save(directory: Path, *, run: dict, state: dict, model: dict[str, torch.Tensor],
@@ -84,6 +102,7 @@ def save(directory: Path, *, run: dict, state: dict, model: dict[str, torch.Tens
         complete new checkpoint, never a partial one under the final name.
     """
     directory = Path(directory)
+    refuse_link(directory.parent)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp-"))
     os.chmod(tmp, 0o777 & ~_umask())
@@ -111,12 +130,32 @@ def _replace_dir(new: Path, directory: Path) -> None:
     the final name, never a half-deleted directory.
     """
     old = None
-    if directory.exists():
+    if os.path.lexists(directory):
         old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
         os.replace(directory, old)
     os.replace(new, directory)
     if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        remove_tree(old)
+
+
+def remove_tree(path: Path) -> None:
+    """Delete the folder ``path``; a symbolic link is removed itself, never followed."""
+    if os.path.islink(path):
+        os.unlink(path)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def step_number(path: Path) -> int:
+    """The step of a ``step-N`` checkpoint directory, for numeric sorting."""
+    return int(Path(path).name.split("-", 1)[1])
+
+
+def step_dirs(checkpoints_dir: Path) -> list[Path]:
+    """The ``step-N`` folders of ``checkpoints_dir``, oldest first (numeric order)."""
+    found = [p for p in Path(checkpoints_dir).glob("step-*")
+             if STEP_NAME.match(p.name) and p.is_dir()]
+    return sorted(found, key=step_number)
 
 
 COMPLETE = ("run.json", "state.json", "model.safetensors")
@@ -156,18 +195,10 @@ def resolve(path: str | Path) -> Path:
     path = Path(path)
     if (path / "model.safetensors").exists() or (path / "state.json").exists():
         return path
-    latest = path / "checkpoints" / LATEST
-    if latest.exists():
-        name = latest.read_text(encoding="utf-8", errors="replace").strip()
-        if not STEP_NAME.match(name):
-            raise CheckpointError(
-                f"'{latest}' names '{name}', not a step-* checkpoint of this run; "
-                "delete the file to fall back to the newest checkpoints/step-* directory"
-            )
-        target = path / "checkpoints" / name
-        if target.is_dir() and is_complete(target):
-            return target
-    steps = sorted((path / "checkpoints").glob("step-*")) if path.is_dir() else []
+    target = _latest_target(path / "checkpoints")
+    if target is not None and target.is_dir() and is_complete(target):
+        return target
+    steps = step_dirs(path / "checkpoints") if path.is_dir() else []
     candidates = [c for c in steps if is_complete(c)]
     if candidates:
         return candidates[-1]
@@ -185,19 +216,56 @@ def resolve(path: str | Path) -> Path:
     )
 
 
+def _latest_target(checkpoints: Path) -> Path | None:
+    """The folder ``checkpoints/latest`` names (None without the pointer).
+
+    Reads at most ``LATEST_MAX_BYTES`` of a regular file, never through a link, and
+    quotes at most a short excerpt of a bad pointer.
+    """
+    latest = checkpoints / LATEST
+    fallback = "delete it to fall back to the newest checkpoints/step-* directory"
+    if not os.path.lexists(latest):
+        return None
+    if os.path.islink(latest):
+        raise CheckpointError(f"'{latest}' is a symbolic link, not the pointer file loflex "
+                              f"writes; {fallback}")
+    try:
+        name = read_head(latest, LATEST_MAX_BYTES).strip()
+    except LoflexError:
+        raise CheckpointError(f"'{latest}' is {kind_of(latest)}, not the pointer file loflex "
+                              f"writes; {fallback}") from None
+    if not STEP_NAME.match(name):
+        raise CheckpointError(f"'{latest}' names '{excerpt(name)}', not a step-* checkpoint of "
+                              f"this run; {fallback}")
+    return checkpoints / name
+
+
 def load(path: str | Path, *, with_optim: bool = False) -> Checkpoint:
     """Load a checkpoint (run dir or checkpoint dir) without unpickling anything.
+
+    A run directory that is still training may delete the checkpoint being read (it
+    keeps only the last few); the newest complete one is then read instead.
 
     Raises:
         CheckpointError: missing, truncated or foreign files, with the fix.
     """
-    directory = resolve(path)
+    for attempt in range(3):
+        directory = resolve(path)
+        try:
+            return _load_directory(directory, with_optim)
+        except CheckpointError:
+            if directory == Path(path) or os.path.isdir(directory) or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _load_directory(directory: Path, with_optim: bool) -> Checkpoint:
     run = _read_json(directory / "run.json")
     state = _read_json(directory / "state.json")
     if state.get("format") != FORMAT:
         raise CheckpointError(
-            f"'{directory}' is not a loflex checkpoint (format {state.get('format')!r}); "
-            "pass a directory written by `loflex train`"
+            f"'{directory}' is not a loflex checkpoint (format "
+            f"'{excerpt(str(state.get('format')))}'); pass a directory written by `loflex train`"
         )
     model = _load_tensors(directory / "model.safetensors")
     ema_path = directory / "ema.safetensors"
@@ -208,16 +276,24 @@ def load(path: str | Path, *, with_optim: bool = False) -> Checkpoint:
 
 
 def _read_json(path: Path) -> dict:
+    """Read a checkpoint's JSON object (a regular file, never unpickled)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        with os.fdopen(open_regular(path, os.O_RDONLY), "rb") as handle:
+            value = json.loads(handle.read().decode("utf-8"))
     except FileNotFoundError:
         raise CheckpointError(
             f"checkpoint file '{path}' is missing; the checkpoint is incomplete, use an earlier one"
         ) from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except LoflexError as exc:
+        raise CheckpointError(f"checkpoint file {exc.message}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         raise CheckpointError(
             f"checkpoint file '{path}' is corrupt or truncated; use an earlier checkpoint"
         ) from None
+    if not isinstance(value, dict):
+        raise CheckpointError(f"checkpoint file '{path}' holds a JSON {type(value).__name__}, "
+                              "not an object; use an earlier checkpoint")
+    return value
 
 
 def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
@@ -235,20 +311,23 @@ def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
 def keep_last(checkpoints_dir: Path, keep: int) -> None:
     """Delete all but the ``keep`` newest ``step-*`` checkpoints, and stale temp folders.
 
-    A checkpoint is renamed to a hidden name before it is deleted, so a crash while
-    deleting never leaves a partial ``step-*`` directory behind; hidden folders left by
-    an earlier crash (half-written or half-deleted checkpoints) are removed here.
+    Steps are compared as numbers (``step-100000000`` is newer than ``step-99999999``);
+    links are removed themselves, never followed. A checkpoint is renamed to a hidden
+    name before it is deleted, so a crash while deleting never leaves a partial
+    ``step-*`` directory behind; hidden folders left by an earlier crash (half-written or
+    half-deleted checkpoints) are removed here.
     """
     checkpoints_dir = Path(checkpoints_dir)
-    steps = sorted(p for p in checkpoints_dir.glob("step-*") if p.is_dir())
+    refuse_link(checkpoints_dir)
+    steps = step_dirs(checkpoints_dir)
     for old in steps[:-keep] if keep > 0 else []:
         doomed = old.with_name(f".{old.name}.deleting")
-        if doomed.exists():
-            shutil.rmtree(doomed, ignore_errors=True)
+        if os.path.lexists(doomed):
+            remove_tree(doomed)
         os.replace(old, doomed)
     for stale in checkpoints_dir.glob(".step-*"):
-        if stale.is_dir():
-            shutil.rmtree(stale, ignore_errors=True)
+        if stale.is_dir() or stale.is_symlink():
+            remove_tree(stale)
 
 
 def flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], dict]:

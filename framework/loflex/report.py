@@ -13,14 +13,18 @@ import base64
 import html
 import json
 import math
+import os
+import shutil
+import tempfile
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from loflex import pictures
+from loflex import pictures, rundir
 from loflex.checkpoint import atomic_write_text
 from loflex.errors import DataError, LoflexError
 
@@ -70,12 +74,46 @@ def table(rows: Sequence[Sequence], header: Sequence[str]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def read_text(path: Path) -> str:
+    """Return a regular file's text (bad UTF-8 replaced); FIFOs and devices are refused."""
+    with os.fdopen(rundir.open_regular(path, os.O_RDONLY), encoding="utf-8",
+                   errors="replace") as handle:
+        return handle.read()
+
+
 def read_metrics(run_dir: Path) -> list[dict]:
-    """Return the records of ``RUN_DIR/metrics.jsonl`` (empty when there is none)."""
+    """Return the records of ``RUN_DIR/metrics.jsonl`` (empty when there is none).
+
+    Lines that are not JSON objects (a line cut short by a crash) are left out.
+    """
     path = Path(run_dir) / "metrics.jsonl"
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    records = []
+    for line in read_text(path).splitlines():
+        try:
+            record = json.loads(line)
+        except (json.JSONDecodeError, RecursionError):
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
+def _number(value) -> float | None:
+    """``value`` as a finite float, None when it is not a finite number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _label(text: str) -> str:
+    """A metric name as a matplotlib label (``$`` would start mathtext)."""
+    return text.replace("$", r"\$")
 
 
 def training_curves(records: Sequence[dict], path: Path) -> Path | None:
@@ -98,16 +136,17 @@ def training_curves(records: Sequence[dict], path: Path) -> Path | None:
     axes = np.atleast_1d(fig.subplots(1, len(series)))
     for ax, (name, curves) in zip(axes, series.items()):
         for key, (steps, values) in curves.items():
-            ax.plot(steps, values, label=key, marker="." if len(steps) < 30 else None)
+            ax.plot(steps, values, label=_label(key), marker="." if len(steps) < 30 else None)
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("step")
         ax.legend(fontsize=7)
     return pictures._save(fig, path, pictures.DPI)
 
 
-def _series(records: Sequence[dict], key: str) -> tuple[list[int], list[float]]:
-    rows = [(r["step"], float(r[key])) for r in records
-            if key in r and isinstance(r[key], (int, float)) and math.isfinite(float(r[key]))]
+def _series(records: Sequence[dict], key: str) -> tuple[list[float], list[float]]:
+    """Steps and values of ``key`` over the records where both are finite numbers."""
+    rows = [(_number(r.get("step")), _number(r.get(key))) for r in records]
+    rows = [(s, v) for s, v in rows if s is not None and v is not None]
     return [s for s, _ in rows], [v for _, v in rows]
 
 
@@ -178,20 +217,53 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None, *, forc
     Returns:
         The path of ``index.html``.
 
+    Every value read from the run's files is HTML-escaped. A report inside the run
+    directory holds the run's writer lock while it is written, and its folder may not be
+    a link; the pictures are drawn into a hidden temporary folder and renamed into place,
+    so a link planted under a picture's name is replaced, never written through.
+
     Raises:
-        DataError: ``run_dir`` is not a run directory; LoflexError: the report exists.
+        DataError: ``run_dir`` is not a run directory; LoflexError: the report exists,
+            another process writes into the run, or the report folder is a link.
     """
     run_dir = Path(run_dir)
     if not (run_dir / "config.toml").exists():
         raise DataError(f"'{run_dir}' has no config.toml; pass a run directory written by "
                         "`loflex train`")
     out = Path(out_dir) if out_dir is not None else run_dir / "report"
-    index = out / "index.html"
-    if index.exists() and not force:
-        raise LoflexError(f"'{index}' already exists; pass --force to overwrite it or choose -o")
-    out.mkdir(parents=True, exist_ok=True)
+    inside = _inside(out, run_dir)
+    with rundir.run_lock(run_dir) if inside else nullcontext():
+        if inside:
+            rundir.refuse_links_in_run(run_dir)
+            rundir.refuse_link(out)
+        index = out / "index.html"
+        if os.path.lexists(index) and not force:
+            raise LoflexError(f"'{index}' already exists; pass --force to overwrite it or "
+                              "choose -o")
+        out.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(dir=out, prefix=".report-"))
+        try:
+            page = _page(run_dir, work, num_samples=num_samples, steps=steps,
+                         examples=examples, device=device, seed=seed)
+            for picture in sorted(work.iterdir()):
+                os.replace(picture, out / picture.name)
+            atomic_write_text(index, page.render())
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return index
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` lies in ``folder``, by its written path or once links are resolved."""
+    plain = Path(os.path.abspath(path)).is_relative_to(os.path.abspath(folder))
+    return plain or Path(path).resolve().is_relative_to(Path(folder).resolve())
+
+
+def _page(run_dir: Path, out: Path, *, num_samples: int, steps: int | None, examples: int,
+          device: str, seed: int) -> Page:
+    """Build the report page of ``run_dir``, drawing its pictures into ``out``."""
     page = Page(f"loflex report: {run_dir.resolve().name}")
-    config_text = (run_dir / "config.toml").read_text(encoding="utf-8")
+    config_text = read_text(run_dir / "config.toml")
     page.add("Run", f"<p>{html.escape(str(run_dir.resolve()))}</p>"
                     f"<details><summary>config.toml</summary><pre>{html.escape(config_text)}"
                     "</pre></details>")
@@ -200,8 +272,7 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None, *, forc
     page.add("Training curves", image_tag(curves) if curves else "<p>No metrics logged.</p>")
     model_sections(page, run_dir, out, num_samples=num_samples, steps=steps, examples=examples,
                    device=device, seed=seed, records=records)
-    atomic_write_text(index, page.render())
-    return index
+    return page
 
 
 def model_sections(page: Page, run_dir: Path, out: Path, *, num_samples: int, steps: int | None,
@@ -254,7 +325,8 @@ def _metric_section(page: Page, model, samples, records: Sequence[dict]) -> None
     if logged:
         last = logged[-1]
         rows = [(k[len("sample/"):], v) for k, v in last.items() if k.startswith("sample/")]
-        body += f"<p>Last metrics logged in training (step {last['step']}):</p>"
+        step = html.escape(str(last.get("step")))
+        body += f"<p>Last metrics logged in training (step {step}):</p>"
         body += table(rows, ("metric", "value"))
     page.add("Metrics", body)
 

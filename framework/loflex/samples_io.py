@@ -9,11 +9,12 @@ from pathlib import Path
 
 from loflex.domain import Domain, Example, Generated
 from loflex.errors import DataError, LoflexError
+from loflex.rundir import open_regular
 
 
 def refuse_overwrite(path: Path, force: bool) -> None:
-    """Raise if ``path`` exists and ``force`` is not set."""
-    if path.exists() and not force:
+    """Raise if ``path`` exists (a dangling link counts) and ``force`` is not set."""
+    if os.path.lexists(path) and not force:
         raise LoflexError(f"'{path}' already exists; pass --force to overwrite it or choose -o")
 
 
@@ -40,14 +41,19 @@ def sample_record(domain: Domain, sample: Generated) -> dict:
 
 
 class SampleWriter:
-    """Append samples to ``<path>.partial`` and rename to ``path`` when complete."""
+    """Append samples to ``<path>.partial`` and rename to ``path`` when complete.
+
+    The partial file is opened without following a symbolic link (a planted link is
+    refused) and the rename replaces a link at ``path`` instead of writing through it.
+    """
 
     def __init__(self, path: Path, force: bool = False):
         self.path = Path(path)
         refuse_overwrite(self.path, force)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.partial = self.path.with_name(self.path.name + ".partial")
-        self.handle = open(self.partial, "w", encoding="utf-8")
+        fd = open_regular(self.partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        self.handle = os.fdopen(fd, "w", encoding="utf-8")
         self.count = 0
 
     def write(self, domain: Domain, samples: Iterable[Generated]) -> None:

@@ -106,8 +106,10 @@ def cmd_data(args) -> int:
                          f"{row['target_ids']}\n")
     text = "\n".join(lines) + "\n"
     if args.output:
+        from loflex.checkpoint import atomic_write_text
+
         refuse_overwrite(args.output, args.force)
-        args.output.write_text(text, encoding="utf-8")
+        atomic_write_text(args.output, text)
     else:
         sys.stdout.write(text)
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -19,10 +20,12 @@ def add_commands(sub) -> None:
     p = sub.add_parser("train", help="train a model into a run directory")
     p.add_argument("run_file", nargs="?", type=Path, help="TOML run file (optional)")
     add_set_option(p)
-    p.add_argument("-o", "--output", type=Path, help="run directory to write")
+    p.add_argument("-o", "--output", type=output_path, help="run directory to write")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR",
                    help="continue the run in RUN_DIR from its last complete checkpoint")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--force", action="store_true",
+                   help="train into a non-empty folder that is not a loflex run")
     p.set_defaults(handler=cmd_train)
 
     p = sub.add_parser("sample", help="draw samples from a trained model")
@@ -31,7 +34,8 @@ def add_commands(sub) -> None:
     _sampler_flags(p)
     p.add_argument("--prompt", help="condition every sample on this prompt text")
     p.add_argument("--fragment", help="molecule fragment to grow from (alias of --prompt)")
-    p.add_argument("-o", "--output", type=Path, required=True, help="samples file (.jsonl)")
+    p.add_argument("-o", "--output", type=output_path, required=True,
+                   help="samples file (.jsonl)")
     p.add_argument("--export", type=Path, help="also write domain files (CSV, SDF, images) here")
     p.add_argument("--trajectory", type=Path, help="record generation trajectories in this folder")
     p.set_defaults(handler=cmd_sample)
@@ -41,8 +45,15 @@ def add_commands(sub) -> None:
     p.add_argument("--samples", type=Path, help="score this samples file instead of sampling")
     p.add_argument("-n", "--num-samples", type=int, default=None)
     _sampler_flags(p)
-    p.add_argument("-o", "--output", type=Path, help="write the metrics as JSON here")
+    p.add_argument("-o", "--output", type=output_path, help="write the metrics as JSON here")
     p.set_defaults(handler=cmd_evaluate)
+
+
+def output_path(text: str) -> Path:
+    """An ``-o`` argument: any path but the empty one (which would mean the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the output path is empty; name a file or folder")
+    return Path(text)
 
 
 def _sampler_flags(p) -> None:
@@ -61,11 +72,13 @@ def _sampler_flags(p) -> None:
 
 
 def cmd_train(args) -> int:
+    from loflex.rundir import refuse_links_in_run
     from loflex.train import train
 
     if args.resume is not None:
         if args.run_file is not None:
             raise ConfigError("--resume reads the run's own config.toml; drop the run file")
+        refuse_links_in_run(args.resume)
         run = load_run(args.resume / "config.toml", args.overrides)
         run_dir = args.resume
     else:
@@ -73,7 +86,8 @@ def cmd_train(args) -> int:
             raise ConfigError("say where to write the run with -o RUN_DIR")
         run = load_run(args.run_file, args.overrides)
         run_dir = args.output
-    result = train(run, run_dir, resume=args.resume is not None, progress=not args.no_progress)
+    result = train(run, run_dir, resume=args.resume is not None, progress=not args.no_progress,
+                   force=args.force)
     print(f"trained {result.step} steps ({result.stopped_by}) in {result.wall_seconds:.0f}s; "
           f"last loss {result.last_loss:.4f}; run directory {result.run_dir}")
     return 0
@@ -153,8 +167,9 @@ def cmd_evaluate(args) -> int:
     metrics = {"num_samples": len(samples), **model.domain.metrics(samples)}
     print(format_table(metrics))
     if args.output is not None:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+        from loflex.checkpoint import atomic_write_text
+
+        atomic_write_text(args.output, json.dumps(metrics, indent=2) + "\n")
     return 0
 
 
