@@ -14,6 +14,7 @@ from loflex.errors import (
 )
 from loflex.generator import Generator, Prediction
 from loflex.hookspecs import hookimpl
+from loflex.inference import Loaded, load
 from loflex.order import EventTimes, KumaraswamyOrder, OrderDynamics, StateLogProbs, TokenRates
 from loflex.registry import build, components
 from loflex.vocab import Vocabulary
@@ -32,6 +33,7 @@ __all__ = [
     "Generated",
     "Generator",
     "KumaraswamyOrder",
+    "Loaded",
     "LoflexError",
     "Options",
     "OrderDynamics",
@@ -49,5 +51,6 @@ __all__ = [
     "collate",
     "components",
     "hookimpl",
+    "load",
     "load_run",
 ]

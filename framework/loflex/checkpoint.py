@@ -10,6 +10,10 @@ Layout of one checkpoint directory::
 
 A run directory holds ``checkpoints/step-NNNNNNNN/`` (the last K) and
 ``checkpoints/latest`` naming the newest complete one. Loading never unpickles.
+
+``state.json["format"]`` is ``loflex-checkpoint-N``, N the format version
+(``loflex-checkpoint`` alone counts as version 1). Checkpoints of an older version load;
+a newer one is refused with the version it needs.
 """
 
 from __future__ import annotations
@@ -31,7 +35,10 @@ from safetensors.torch import load_file, save_file
 from loflex.errors import CheckpointError, LoflexError
 from loflex.rundir import excerpt, kind_of, open_regular, read_head, refuse_link
 
-FORMAT = "loflex-checkpoint-1"
+FORMAT_NAME = "loflex-checkpoint"
+FORMAT_VERSION = 1
+FORMAT = f"{FORMAT_NAME}-{FORMAT_VERSION}"
+FORMAT_PATTERN = re.compile(rf"^{FORMAT_NAME}(?:-([1-9][0-9]{{0,8}}))?$")
 LATEST = "latest"
 STEP_NAME = re.compile(r"^step-[0-9]{1,18}$")
 LATEST_MAX_BYTES = 256
@@ -262,17 +269,37 @@ def load(path: str | Path, *, with_optim: bool = False) -> Checkpoint:
 def _load_directory(directory: Path, with_optim: bool) -> Checkpoint:
     run = _read_json(directory / "run.json")
     state = _read_json(directory / "state.json")
-    if state.get("format") != FORMAT:
-        raise CheckpointError(
-            f"'{directory}' is not a loflex checkpoint (format "
-            f"'{excerpt(str(state.get('format')))}'); pass a directory written by `loflex train`"
-        )
+    format_version(state, directory)
     model = _load_tensors(directory / "model.safetensors")
     ema_path = directory / "ema.safetensors"
     ema = _load_tensors(ema_path) if ema_path.exists() else None
     optim_path = directory / "optim.safetensors"
     optim = _load_tensors(optim_path) if with_optim and optim_path.exists() else None
     return Checkpoint(directory, run, state, model, ema, optim)
+
+
+def format_version(state: dict, directory: Path) -> int:
+    """Return the format version of a checkpoint's ``state.json`` (no version: 1).
+
+    Raises:
+        CheckpointError: not a loflex checkpoint, or written by a newer loflex.
+    """
+    found = state.get("format")
+    match = FORMAT_PATTERN.match(found) if isinstance(found, str) else None
+    if match is None:
+        raise CheckpointError(
+            f"'{directory}' is not a loflex checkpoint (format '{excerpt(str(found))}'); "
+            "pass a directory written by `loflex train`"
+        )
+    version = int(match.group(1) or 1)
+    if version > FORMAT_VERSION:
+        from loflex import __version__
+
+        raise CheckpointError(
+            f"'{directory}' is a version {version} checkpoint, but loflex {__version__} reads "
+            f"checkpoint versions up to {FORMAT_VERSION}; upgrade loflex to load it"
+        )
+    return version
 
 
 def _read_json(path: Path) -> dict:

@@ -1,9 +1,10 @@
-"""The three plugin hooks of loflex.
+"""The plugin hooks of loflex.
 
-Each hook receives a ``register`` callback and calls it once per class it
-provides. Classes are registered, not instances; each has a lower-kebab
+Each hook receives a ``register`` callback. The three component hooks call it once per
+class they provide: classes are registered, not instances; each has a lower-kebab
 ``name`` and a nested pydantic ``Options`` model. Built-in components are
 registered through these same hooks (see :mod:`loflex.default_plugins`).
+``register_pretrained`` calls it once per pretrained model folder the plugin ships.
 """
 
 from __future__ import annotations
@@ -57,4 +58,24 @@ def register_domains(register: Callable[[type], None]) -> None:
         @hookimpl
         def register_domains(register):
             register(ProteinDomain)
+    """
+
+
+@hookspec
+def register_pretrained(register: Callable[..., None]) -> None:
+    """Register pretrained models shipped inside the plugin's package.
+
+    ``register(name, *, package, description, folder=None)``: ``name`` is lower-kebab
+    ``<domain-task>-<method>``; ``folder`` (default ``pretrained/<name>``) is the model's
+    folder inside the importable ``package``, found with :mod:`importlib.resources` and
+    only ever read. The folder is a checkpoint folder (``run.json``, ``state.json``,
+    ``model.safetensors``) plus ``card.md`` and an optional ``card.json``; see
+    :mod:`loflex.pretrained`.
+
+    Example::
+
+        @hookimpl
+        def register_pretrained(register):
+            register("protein-peptides-flexmdm", package=__package__,
+                     description="FlexMDM on the bundled peptides, 1 layer, width 32")
     """

@@ -1,4 +1,8 @@
-"""Loading trained models and drawing samples from them in bounded-memory chunks."""
+"""Loading trained models and drawing samples from them in bounded-memory chunks.
+
+``loflex.load("name-or-path")`` is :func:`load_model`: a run directory, a checkpoint
+directory or the name of a pretrained model (see :mod:`loflex.pretrained`).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pydantic
 import torch
 from torch import nn
 
@@ -16,22 +21,90 @@ from loflex.config import Run, SampleConfig, validate_run
 from loflex.domain import Example, Generated
 from loflex.errors import CheckpointError, ConfigError, LoflexError
 
+WEIGHT_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+
 
 @dataclass
 class Loaded:
-    """A model restored from a checkpoint, with its run config."""
+    """A model restored from a checkpoint, with its run config.
+
+    Example::
+
+        model = loflex.load("star-easy-loflexmdm")
+        paths = model.sample(16, steps=64)       # decoded samples (None where invalid)
+        print(model.evaluate(200))                # the domain's metrics
+    """
 
     model: Model
     run: Run
     checkpoint: ckpt.Checkpoint
 
+    @property
+    def domain(self):
+        """The model's :class:`loflex.Domain` (vocabulary, decoding, metrics)."""
+        return self.model.domain
+
+    @property
+    def device(self) -> torch.device:
+        """Where the networks are."""
+        return next(self.model.generator.parameters()).device
+
+    def settings(self, n: int | None = None, **sample_options) -> SampleConfig:
+        """Return the run's sampler settings with ``n`` samples and the given options.
+
+        Raises:
+            ConfigError: an unknown or invalid option (see :class:`loflex.SampleConfig`).
+        """
+        update = dict(sample_options, **({"num_samples": n} if n is not None else {}))
+        try:
+            return SampleConfig.model_validate({**self.run.sample.model_dump(), **update})
+        except pydantic.ValidationError as exc:
+            from loflex.registry import options_error
+
+            raise options_error("the sampler settings", exc) from None
+
+    def generate(self, n: int | None = None, *, seed: int = 0, prompt: str | None = None,
+                 **sample_options) -> list[Generated]:
+        """Draw ``n`` samples as :class:`loflex.Generated` token ids.
+
+        Args:
+            n: how many (default: the run's ``sample.num_samples``).
+            seed: the sampling seed.
+            prompt: text every sample is conditioned on (the domain parses it).
+            **sample_options: :class:`loflex.SampleConfig` fields, e.g. ``steps=64``.
+        """
+        settings = self.settings(n, **sample_options)
+        example = self.domain.parse_prompt(prompt) if prompt is not None else None
+        if example is not None:
+            check_prompt_fits(self.model, example,
+                              settings.max_length or self.model.generator.max_length)
+        return generate_all(self.model, settings, seed=seed, device=self.device, prompt=example)
+
+    def sample(self, n: int | None = None, *, seed: int = 0, prompt: str | None = None,
+               **sample_options) -> list:
+        """Draw ``n`` samples decoded by the domain (e.g. RDKit molecules; None if invalid).
+
+        Arguments as :meth:`generate`; ``domain.to_text(s.tokens)`` of :meth:`generate`'s
+        samples gives their text instead.
+        """
+        samples = self.generate(n, seed=seed, prompt=prompt, **sample_options)
+        return [self.domain.decode(s.tokens) for s in samples]
+
+    def evaluate(self, n: int | None = None, *, seed: int = 0, **sample_options) -> dict:
+        """Draw ``n`` samples and return ``num_samples`` plus the domain's metrics."""
+        samples = self.generate(n, seed=seed, **sample_options)
+        return {"num_samples": len(samples), **self.domain.metrics(samples)}
+
 
 def load_model(path: str | Path, *, use_ema: bool = True, device: str | torch.device = "cpu",
                overrides: list[str] | None = None) -> Loaded:
-    """Restore the model of a run directory or checkpoint directory.
+    """Restore the model of a run directory, checkpoint directory or pretrained model.
+
+    Weights stored as fp16, bf16 or fp32 are loaded as fp32; other dtypes are refused.
 
     Args:
-        path: a run directory (its latest checkpoint) or a checkpoint directory.
+        path: a run directory (its latest checkpoint), a checkpoint directory, or the
+            name of a pretrained model (used only when no path of that name exists).
         use_ema: load the EMA weights when the checkpoint has them.
         device: where to put the networks.
         overrides: ``--set`` overrides applied to the stored run (e.g. sampler settings).
@@ -40,8 +113,11 @@ def load_model(path: str | Path, *, use_ema: bool = True, device: str | torch.de
         CheckpointError: unreadable files, a missing plugin, or weights that do not fit.
     """
     from loflex.config import apply_overrides
+    from loflex.pretrained import load_checkpoint
 
-    saved = ckpt.load(path)
+    saved = load_checkpoint(path)
+    saved.model = as_fp32(saved.model, saved.path)
+    saved.ema = as_fp32(saved.ema, saved.path) if saved.ema is not None else None
     try:
         run = validate_run(apply_overrides(dict(saved.run), overrides or []))
         model = assemble(run, domain_state=saved.state.get("domain"))
@@ -56,6 +132,29 @@ def load_model(path: str | Path, *, use_ema: bool = True, device: str | torch.de
     for module in modules.values():
         module.to(device).eval()
     return Loaded(model, run, saved)
+
+
+load = load_model
+
+
+def as_fp32(tensors: dict[str, torch.Tensor], source: Path) -> dict[str, torch.Tensor]:
+    """Return the weights as fp32.
+
+    Raises:
+        CheckpointError: a tensor is stored in a dtype other than fp16, bf16 or fp32.
+    """
+    for name, tensor in tensors.items():
+        if tensor.dtype not in WEIGHT_DTYPES:
+            raise CheckpointError(
+                f"'{source}' stores '{name}' as {str(tensor.dtype).removeprefix('torch.')}; "
+                "loflex loads fp16, bf16 or fp32 weights only — save the weights in one of those"
+            )
+    return {name: tensor.float() for name, tensor in tensors.items()}
+
+
+def starting_weights(saved: ckpt.Checkpoint) -> dict[str, torch.Tensor]:
+    """Return the weights a fine-tuning run starts from: the EMA over the raw ones, fp32."""
+    return {**as_fp32(saved.model, saved.path), **as_fp32(saved.ema or {}, saved.path)}
 
 
 def _owner_hint(saved: ckpt.Checkpoint) -> str:

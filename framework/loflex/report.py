@@ -206,7 +206,7 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None, *, forc
     """Write ``index.html`` and its PNGs for the run in ``run_dir``.
 
     Args:
-        run_dir: a directory written by ``loflex train``.
+        run_dir: a directory written by ``loflex train`` or a checkpoint directory.
         out_dir: where to write (default ``RUN_DIR/report``).
         force: overwrite an existing report.
         num_samples: samples drawn for the metric table, the grid and the correlation.
@@ -227,9 +227,7 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None, *, forc
             another process writes into the run, or the report folder is a link.
     """
     run_dir = Path(run_dir)
-    if not (run_dir / "config.toml").exists():
-        raise DataError(f"'{run_dir}' has no config.toml; pass a run directory written by "
-                        "`loflex train`")
+    config_file(run_dir)
     out = Path(out_dir) if out_dir is not None else run_dir / "report"
     inside = _inside(out, run_dir)
     with rundir.run_lock(run_dir) if inside else nullcontext():
@@ -253,6 +251,19 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None, *, forc
     return index
 
 
+def config_file(run_dir: Path) -> Path:
+    """The run's config: a run directory's ``config.toml``, else a checkpoint's ``run.json``.
+
+    Raises:
+        DataError: neither is there.
+    """
+    for name in ("config.toml", "run.json"):
+        if (run_dir / name).is_file():
+            return run_dir / name
+    raise DataError(f"'{run_dir}' has no config.toml; pass a run directory written by "
+                    "`loflex train`, one of its checkpoints or a pretrained model name")
+
+
 def _inside(path: Path, folder: Path) -> bool:
     """Whether ``path`` lies in ``folder``, by its written path or once links are resolved."""
     plain = Path(os.path.abspath(path)).is_relative_to(os.path.abspath(folder))
@@ -263,9 +274,10 @@ def _page(run_dir: Path, out: Path, *, num_samples: int, steps: int | None, exam
           device: str, seed: int) -> Page:
     """Build the report page of ``run_dir``, drawing its pictures into ``out``."""
     page = Page(f"loflex report: {run_dir.resolve().name}")
-    config_text = read_text(run_dir / "config.toml")
+    config = config_file(run_dir)
+    config_text = read_text(config)
     page.add("Run", f"<p>{html.escape(str(run_dir.resolve()))}</p>"
-                    f"<details><summary>config.toml</summary><pre>{html.escape(config_text)}"
+                    f"<details><summary>{config.name}</summary><pre>{html.escape(config_text)}"
                     "</pre></details>")
     records = read_metrics(run_dir)
     curves = training_curves(records, out / "curves.png")

@@ -154,8 +154,12 @@ def log_line(path: Path, record: dict) -> None:
 
 
 def train(run: Run, run_dir: str | Path, *, resume: bool = False, progress: bool = True,
-          cache_dir: Path | None = None, force: bool = False) -> TrainResult:
+          cache_dir: Path | None = None, force: bool = False,
+          init: ckpt.Checkpoint | None = None) -> TrainResult:
     """Train ``run`` into ``run_dir`` (resumable, DDP-aware) and return where it stopped.
+
+    ``init`` starts a new run from a checkpoint's weights and vocabulary (fine-tuning; its
+    ``model`` tensors are loaded, the optimiser starts fresh).
 
     The process holds the run directory's writer lock throughout (rank 0 under DDP);
     ``force`` trains into a non-empty folder that is not a loflex run.
@@ -164,11 +168,12 @@ def train(run: Run, run_dir: str | Path, *, resume: bool = False, progress: bool
     rank, _ = distributed()
     pick_device(run.train.device)  # an unusable device fails before anything is written
     with locked_run_dir(run, run_dir, resume, force) if rank == 0 else nullcontext():
-        return _train(run, run_dir, resume=resume, progress=progress, cache_dir=cache_dir)
+        return _train(run, run_dir, resume=resume, progress=progress, cache_dir=cache_dir,
+                      init=init)
 
 
 def _train(run: Run, run_dir: Path, *, resume: bool, progress: bool,
-           cache_dir: Path | None) -> TrainResult:
+           cache_dir: Path | None, init: ckpt.Checkpoint | None = None) -> TrainResult:
     cfg = run.train
     rank, world = distributed()
     device = pick_device(cfg.device)
@@ -177,11 +182,16 @@ def _train(run: Run, run_dir: Path, *, resume: bool, progress: bool,
     seed_everything(run.seed + rank)
 
     restored = _latest_checkpoint(run_dir) if resume else None
-    model = assemble(run, domain_state=restored.state["domain"] if restored else None,
+    start = restored or init
+    model = assemble(run, domain_state=start.state["domain"] if start else None,
                      cache_dir=cache_dir)
     model.generator.to(device)
     model.order.to(device)
     modules = model.modules()
+    if init is not None and restored is None:
+        from loflex.inference import load_weights
+
+        load_weights(modules, init.model, init.path)
     objective = Objective(model, float(model.domain.max_length), cfg.loss_normalisation,
                           cfg.time_sampling)
     optimizer = make_optimizer(list(modules.values()), cfg)

@@ -11,6 +11,7 @@ from loflex.cli import add_set_option
 from loflex.config import SampleConfig, load_run
 from loflex.errors import ConfigError
 
+MODEL_HELP = "run directory, checkpoint directory or pretrained model name"
 SAMPLER_FLAGS = {"steps": "steps", "top_p": "top_p", "top_k": "top_k",
                  "temperature": "temperature", "confidence": "confidence",
                  "batch_size": "batch_size", "max_length": "max_length"}
@@ -23,13 +24,16 @@ def add_commands(sub) -> None:
     p.add_argument("-o", "--output", type=output_path, help="run directory to write")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR",
                    help="continue the run in RUN_DIR from its last complete checkpoint")
+    p.add_argument("--init", metavar="MODEL",
+                   help="start from the weights of a pretrained model, run or checkpoint "
+                   "directory (fine-tuning; the architecture comes from it)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--force", action="store_true",
                    help="train into a non-empty folder that is not a loflex run")
     p.set_defaults(handler=cmd_train)
 
     p = sub.add_parser("sample", help="draw samples from a trained model")
-    p.add_argument("model", type=Path, help="run directory or checkpoint directory")
+    p.add_argument("model", type=Path, help=MODEL_HELP)
     p.add_argument("-n", "--num-samples", type=int, default=None)
     _sampler_flags(p)
     p.add_argument("--prompt", help="condition every sample on this prompt text")
@@ -41,7 +45,7 @@ def add_commands(sub) -> None:
     p.set_defaults(handler=cmd_sample)
 
     p = sub.add_parser("evaluate", help="score samples of a model with the domain's metrics")
-    p.add_argument("model", type=Path, help="run directory or checkpoint directory")
+    p.add_argument("model", type=Path, help=MODEL_HELP)
     p.add_argument("--samples", type=Path, help="score this samples file instead of sampling")
     p.add_argument("-n", "--num-samples", type=int, default=None)
     _sampler_flags(p)
@@ -75,7 +79,10 @@ def cmd_train(args) -> int:
     from loflex.rundir import refuse_links_in_run
     from loflex.train import train
 
+    init = None
     if args.resume is not None:
+        if args.init is not None:
+            raise ConfigError("--init starts a new run and --resume continues one; pass one")
         if args.run_file is not None:
             raise ConfigError("--resume reads the run's own config.toml; drop the run file")
         refuse_links_in_run(args.resume)
@@ -84,13 +91,76 @@ def cmd_train(args) -> int:
     else:
         if args.output is None:
             raise ConfigError("say where to write the run with -o RUN_DIR")
-        run = load_run(args.run_file, args.overrides)
+        if args.init is not None:
+            init, run = fine_tuning(args.init, args.run_file, args.overrides)
+        else:
+            run = load_run(args.run_file, args.overrides)
         run_dir = args.output
     result = train(run, run_dir, resume=args.resume is not None, progress=not args.no_progress,
-                   force=args.force)
+                   force=args.force, init=init)
     print(f"trained {result.step} steps ({result.stopped_by}) in {result.wall_seconds:.0f}s; "
           f"last loss {result.last_loss:.4f}; run directory {result.run_dir}")
     return 0
+
+
+def fine_tuning(reference: str, run_file: Path | None, overrides: list[str]):
+    """Return the checkpoint a ``--init`` run starts from and the run it trains.
+
+    Domain, generator, order and sampler settings come from the model; the run file and
+    the overrides are applied on top. The generator, the order and the domain name must
+    stay the model's; domain options (e.g. another data file) may change, the vocabulary
+    is the model's.
+
+    Returns:
+        ``(checkpoint, run)``: the checkpoint's ``model`` holds the starting weights (its
+        EMA weights where it has them), fp32.
+
+    Raises:
+        ConfigError: the run changes the architecture (names the setting and both values).
+    """
+    from loflex.config import apply_overrides, read_toml, validate_run
+    from loflex.inference import starting_weights
+    from loflex.pretrained import load_checkpoint
+
+    saved = load_checkpoint(reference)
+    model_run = validate_run(dict(saved.run))
+    stored = model_run.model_dump(mode="json")
+    data = {key: stored[key] for key in ("domain", "generator", "order", "sample")}
+    data = merged(data, read_toml(run_file) if run_file is not None else {})
+    run = validate_run(apply_overrides(data, overrides))
+    difference = next(architecture_differences(run, model_run), None)
+    if difference is not None:
+        key, ours, theirs = difference
+        raise ConfigError(f"--init {reference}: {key} is {ours!r} in the run config but "
+                          f"{theirs!r} in the model; the architecture comes from the model, so "
+                          "leave it out of the run file and --set")
+    saved.model, saved.ema = starting_weights(saved), None
+    return saved, run
+
+
+def merged(base: dict, top: dict) -> dict:
+    """Return ``base`` with ``top`` laid over it, tables merged key by key."""
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def architecture_differences(run, model_run):
+    """Yield ``(setting, run's value, model's value)`` where the run leaves the architecture."""
+    if run.domain.name != model_run.domain.name:
+        yield "domain.name", run.domain.name, model_run.domain.name
+    for section in ("generator", "order"):
+        ours, theirs = getattr(run, section), getattr(model_run, section)
+        if ours.name != theirs.name:
+            yield f"{section}.name", ours.name, theirs.name
+            continue
+        for key in sorted(set(ours.options) | set(theirs.options)):
+            if ours.options.get(key) != theirs.options.get(key):
+                yield f"{section}.options.{key}", ours.options.get(key), theirs.options.get(key)
 
 
 def sampler_settings(args, run_sample: SampleConfig) -> SampleConfig:
