@@ -340,3 +340,22 @@ def test_attention_dropout_drops_attention_probabilities():
     assert not torch.allclose(dropped, x)
     # every output is (kept keys / 16) / (1 - p), a multiple of 1/8
     torch.testing.assert_close(dropped * 8, (dropped * 8).round())
+
+
+def test_flexmdm_insert_head_is_softplus_times_max_length():
+    """The reference FlexMDM length head: softplus(s) x max_length (64 here), whatever the
+    rate-head options; the unmask head keeps them."""
+    gen = make(learn_unmask=True, perturb=False, insert_head="flexmdm", min_rate=0.5,
+               scalar_fn="exp")
+    for head in (gen.insert_head, gen.unmask_head):
+        torch.nn.init.zeros_(head.mlp[-1].weight)
+        torch.nn.init.constant_(head.mlp[-1].bias, 0.3)
+    pred = gen(tokens(2, 5), torch.rand(2), torch.ones(2, 5, dtype=torch.bool))
+    torch.testing.assert_close(pred.insert_rate, torch.full((2, 5), math.log1p(math.exp(0.3)) * 64))
+    torch.testing.assert_close(pred.unmask_rate, torch.full((2, 5), math.exp(0.3) + 0.5))
+    rate = make(perturb=False)
+    torch.nn.init.zeros_(rate.insert_head.mlp[-1].weight)
+    out = rate(tokens(1, 3), torch.rand(1), torch.ones(1, 3, dtype=torch.bool))
+    torch.testing.assert_close(out.insert_rate, torch.full((1, 3), math.log1p(math.exp(-4)) * 100))
+    with pytest.raises(ConfigError, match="insert_head"):
+        registry.validate_options(Generator, "transformer", {"insert_head": "length"})

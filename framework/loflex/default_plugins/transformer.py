@@ -312,6 +312,11 @@ class TransformerGenerator(Generator):
         scalar_fn: Literal["softplus", "exp"] = Field(
             "softplus", description="Rate head output map: softplus (bounded) or exp."
         )
+        insert_head: Literal["rate", "flexmdm"] = Field(
+            "rate", description="Insertion head: rate (min_rate, max_rate and scalar_fn as the "
+            "LoFlexMDM rate heads) or flexmdm (the reference FlexMDM length head: "
+            "softplus(s) x max_length, the same network)."
+        )
 
         @model_validator(mode="after")
         def _check_shape(self) -> TransformerGenerator.Options:
@@ -338,8 +343,14 @@ class TransformerGenerator(Generator):
         self.vocab_head = VocabHead(o.width, o.cond_dim, vocab_size)
         rate = dict(width=o.width, cond_dim=o.cond_dim, min_rate=o.min_rate,
                     max_rate=o.max_rate, fn=o.scalar_fn)
-        self.insert_head = ScalarRateHead(**rate)
+        self.insert_head = ScalarRateHead(**self._insert_head_options(rate, max_length))
         self.unmask_head = ScalarRateHead(**rate) if learn_unmask else None
+
+    def _insert_head_options(self, rate: dict, max_length: int) -> dict:
+        """The insertion head's ScalarRateHead arguments for ``options.insert_head``."""
+        if self.options.insert_head == "flexmdm":
+            return dict(rate, min_rate=0.0, max_rate=float(max_length), fn="softplus")
+        return rate
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, real: torch.Tensor) -> Prediction:
         """Predict logits (B, L, V) and rate multipliers (B, L) for ``x_t`` (B, L) at ``t``."""
