@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import shutil
 import struct
 import sys
 from pathlib import Path
@@ -186,6 +187,65 @@ def test_outputs_are_not_overwritten_without_force(model_dir, seqs, tmp_path, ca
     assert out.read_text() == "precious\n"
     assert main([*args, "--force"]) == 0
     assert out.read_text() != "precious\n"
+
+
+def train_cli(seqs: Path, out: str, *extra: str) -> list[str]:
+    args = ["train", "--set", "domain.name=sequences", "--set", f"domain.options.path={seqs}",
+            "--set", "train.steps=1", "--no-progress", "-o", out, *extra]
+    for item in TINY:
+        args += ["--set", item]
+    return args
+
+
+def test_training_into_a_users_folder_needs_force(seqs, tmp_path, capsys):
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "config.toml").write_bytes(VICTIM_BYTES)
+    (project / "notes.md").write_text("mine\n")
+    before = tree_bytes(project)
+    assert main(train_cli(seqs, str(project))) == 1
+    one_line_error(capsys, "proj' already holds files and is not a loflex run directory",
+                   "pass --force")
+    assert tree_bytes(project) == before
+    assert sorted(p.name for p in project.iterdir()) == ["config.toml", "notes.md"]
+    assert main(train_cli(seqs, str(project), "--force")) == 0
+    assert (project / "config.toml").read_bytes() != VICTIM_BYTES
+    assert (project / "notes.md").read_text() == "mine\n"
+
+
+def test_training_into_a_new_an_empty_or_an_unfinished_run_folder_needs_no_force(seqs, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(train_cli(seqs, str(empty))) == 0
+    assert main(train_cli(seqs, str(tmp_path / "new" / "run"))) == 0
+    unfinished = tmp_path / "unfinished"  # killed before its first checkpoint
+    assert main(train_cli(seqs, str(unfinished))) == 0
+    shutil.rmtree(unfinished / "checkpoints")
+    assert main(train_cli(seqs, str(unfinished))) == 0
+
+
+@pytest.mark.parametrize("where", ["file", "below a file"])
+def test_a_run_directory_that_is_a_file_is_refused(seqs, tmp_path, capsys, where):
+    user_file = tmp_path / "results.csv"
+    user_file.write_bytes(VICTIM_BYTES)
+    out = user_file if where == "file" else user_file / "run"
+    assert main(train_cli(seqs, str(out))) == 1
+    one_line_error(capsys, *{"file": ["results.csv' is a regular file, not a folder; choose "
+                                      "another -o"],
+                             "below a file": ["Not a directory", "a part of the path is a file, "
+                                              "not a folder; choose another path"]}[where])
+    assert user_file.read_bytes() == VICTIM_BYTES
+
+
+@pytest.mark.parametrize("command", ["train", "sample", "evaluate"])
+def test_an_empty_output_path_is_refused(model_dir, capsys, command):
+    args = {"train": ["train", "-o", ""],
+            "sample": ["sample", str(model_dir), "-o", " "],
+            "evaluate": ["evaluate", str(model_dir), "-o", ""]}[command]
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 2
+    assert "the output path is empty; name a file or folder" in capsys.readouterr().err
 
 
 def test_trajectory_and_export_folders_are_not_overwritten(model_dir, tmp_path, capsys):

@@ -22,7 +22,6 @@ COMMAND_MODULES = (
     "loflex.commands.bench",
     "loflex.commands.order",
     "loflex.commands.report",
-    "loflex.commands.models",
     "loflex.commands.diagnose",
 )
 
