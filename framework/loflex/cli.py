@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "loflex.commands.bench",
     "loflex.commands.order",
     "loflex.commands.report",
+    "loflex.commands.models",
     "loflex.commands.diagnose",
 )
 
