@@ -279,3 +279,131 @@ def test_too_many_non_finite_steps_in_a_row_stop_with_a_clear_error(tmp_path, to
     assert saved.step == 6  # step-6 holds the finite weights of step 4
     for tensors in (saved.model, saved.ema, saved.optim):
         assert all(torch.isfinite(t).all() for t in tensors.values() if t.is_floating_point())
+
+
+# -- one writer per run directory -----------------------------------------------------------
+
+HOLDER = textwrap.dedent("""
+    import sys
+    from loflex.rundir import run_lock
+
+    with run_lock(sys.argv[1]):
+        print("locked", flush=True)
+        sys.stdin.read()
+""")
+
+
+@pytest.fixture
+def trained_run(tmp_path):
+    """A run directory of 2 steps, trained in this process."""
+    data = write_data(tmp_path)
+    run_dir = tmp_path / "run"
+    run = load_run(None, ["domain.name=sequences", f"domain.options.path={data}",
+                          "train.steps=2", *TINY])
+    train(run, run_dir, progress=False)
+    return run_dir
+
+
+def files_of(folder) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != ".loflex.lock"}
+
+
+def test_a_second_writer_is_refused_with_the_holders_pid(trained_run, tmp_path, capsys):
+    from loflex.cli import main
+
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(trained_run)], env=ENV,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        before = files_of(trained_run)
+        writers = [["train", "--resume", str(trained_run), "--set", "train.steps=4",
+                    "--no-progress"],
+                   ["train", str(trained_run / "config.toml"), "-o", str(trained_run),
+                    "--no-progress"],
+                   ["report", str(trained_run), "-n", "1", "--steps", "2", "--examples", "0"]]
+        for args in writers:
+            assert main(args) == 1
+            err = capsys.readouterr().err
+            assert err == (f"Error: run directory '{trained_run}' is in use by another loflex "
+                           f"process (pid {holder.pid}); wait until it finishes or stop it, "
+                           "then retry\n")
+        assert files_of(trained_run) == before
+        out = tmp_path / "elsewhere"  # readers with their outputs elsewhere go ahead
+        assert main(["sample", str(trained_run), "-n", "2", "--steps", "2",
+                     "-o", str(out / "s.jsonl")]) == 0
+        assert main(["evaluate", str(trained_run), "-n", "2", "--steps", "2",
+                     "-o", str(out / "m.json")]) == 0
+        assert main(["report", str(trained_run), "-n", "1", "--steps", "2", "--examples", "0",
+                     "-o", str(out / "report")]) == 0
+        assert files_of(trained_run) == before
+    finally:
+        holder.communicate("", timeout=60)
+    assert main(["train", "--resume", str(trained_run), "--set", "train.steps=4",
+                 "--no-progress"]) == 0, "the lock goes with its holder"
+    assert ckpt.load(trained_run).step == 4
+
+
+def test_a_killed_writer_leaves_no_lock_behind(trained_run):
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(trained_run)], env=ENV,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline() == "locked\n"
+    holder.kill()
+    holder.wait(timeout=60)
+    result = cli(["train", "--resume", str(trained_run), "--set", "train.steps=3",
+                  "--no-progress"])
+    assert result.returncode == 0, result.stderr
+
+
+def test_reading_a_run_while_it_trains(tmp_path):
+    """A real trainer checkpoints every step and keeps one; sampling meanwhile reads only
+    complete checkpoints, and a second trainer is refused."""
+    from loflex.cli import main
+
+    data = write_data(tmp_path)
+    run_dir = tmp_path / "run"
+    args = train_args(data, run_dir, steps=100_000,
+                      extra=["train.checkpoint_every=1", "train.keep_checkpoints=1"])
+    proc = subprocess.Popen([sys.executable, "-m", "loflex.cli", *args], env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        latest = run_dir / "checkpoints" / "latest"
+        deadline = time.time() + 120
+        while not latest.exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.01)
+        for trial in range(4):
+            out = tmp_path / f"s{trial}.jsonl"
+            assert main(["sample", str(run_dir), "-n", "1", "--steps", "2", "-o", str(out)]) == 0
+            assert len(out.read_text().splitlines()) == 1
+        second = cli(["train", "--resume", str(run_dir), "--no-progress"])
+        assert second.returncode == 1
+        assert f"is in use by another loflex process (pid {proc.pid})" in second.stderr
+        assert second.stderr.count("\n") == 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=120)
+    assert proc.returncode == 0
+    steps = sorted(losses(run_dir))
+    assert steps == list(range(1, steps[-1] + 1)), "one writer: every step logged once, in order"
+
+
+def test_a_reader_takes_the_newer_checkpoint_when_its_one_is_pruned(trained_run, monkeypatch):
+    """Between resolving step 2 and reading it, a trainer saves step 3 and prunes step 2."""
+    import shutil
+
+    real = ckpt._read_json
+    checkpoints = trained_run / "checkpoints"
+
+    def trainer_moves_on(path):
+        if path.parent.name == "step-00000002" and not (checkpoints / "step-00000003").exists():
+            shutil.copytree(checkpoints / "step-00000002", checkpoints / "step-00000003")
+            state = json.loads((checkpoints / "step-00000003" / "state.json").read_text())
+            (checkpoints / "step-00000003" / "state.json").write_text(
+                json.dumps({**state, "step": 3}))
+            ckpt.atomic_write_text(checkpoints / "latest", "step-00000003\n")
+            ckpt.keep_last(checkpoints, 1)
+        return real(path)
+
+    monkeypatch.setattr(ckpt, "_read_json", trainer_moves_on)
+    assert ckpt.resolve(trained_run).name == "step-00000002"
+    assert ckpt.load(trained_run).step == 3
