@@ -1,57 +1,155 @@
-"""Order comparisons: train every order with the same run and budget, evaluate, tabulate.
+"""Comparisons under one budget: train every entry with the same seed and budget, evaluate,
+tabulate.
 
-An experiment directory holds one sub-directory per order (``<order>/run`` is an
-ordinary run directory; ``<order>/result.json`` marks the order as finished), the
-settings in ``experiment.json``, and the results as ``results.md``, ``results.json``
-and a learning-curve plot. Re-running the same command resumes where it stopped:
-finished orders are skipped and an interrupted one continues from its last checkpoint.
+An entry is a named run: one order of a shared run (``--orders``), or any run file
+with its own overrides (``--entry``, ``--entries``), so entries may differ in loss,
+generator or sampler as well as in the order. An experiment directory holds one
+sub-directory per entry (``<entry>/run`` is an ordinary run directory;
+``<entry>/result.json`` marks the entry as finished), the settings in
+``experiment.json``, and the results as ``results.md``, ``results.json`` and a
+learning-curve plot. Re-running the same command resumes where it stopped: finished
+entries are skipped and an interrupted one continues from its last checkpoint.
 """
 
 from __future__ import annotations
 
 import json
 import platform
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from loflex.checkpoint import atomic_write_text
-from loflex.config import Run, validate_run
+from loflex.config import Run, load_run, read_toml, validate_run
 from loflex.errors import ConfigError
+
+ENTRY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+ENTRY_KEYS = {"run", "set"}
 
 
 @dataclass
 class ExperimentSettings:
-    """What every order shares in one experiment."""
+    """What every entry shares in one experiment, and each entry's run.
 
-    orders: list[str]
+    Attributes:
+        entries: entry names in table order.
+        budget_minutes: training minutes per entry (``train.time_limit_minutes``).
+        eval_samples, eval_steps: the evaluation every entry gets.
+        curve_metric: the sampled metric of the learning-curve plot.
+        seed: the seed every entry trains and samples with.
+        runs: entry name -> its validated run as a JSON dictionary (budget and seed are
+            applied on top).
+    """
+
+    entries: list[str]
     budget_minutes: float
     eval_samples: int = 500
     eval_steps: int = 128
     curve_metric: str = "exact_match"
     seed: int = 0
-    run: dict = field(default_factory=dict)
+    runs: dict[str, dict] = field(default_factory=dict)
 
 
-def order_run(base: Run, order: str, settings: ExperimentSettings) -> Run:
-    """Return ``base`` with ``order`` selected and the shared budget and seed applied."""
-    data = base.model_dump(mode="json")
-    if order != data["order"]["name"]:
-        data["order"] = {"name": order, "options": {}}
+def check_entry_name(name: str) -> str:
+    """Return ``name`` if it can name an entry's directory, else raise ConfigError."""
+    if not ENTRY_NAME.fullmatch(name):
+        raise ConfigError(f"entry name '{name}' cannot name a directory; use letters, digits, "
+                          "'.', '_', '+' and '-' (not starting with '.', '_', '+' or '-')")
+    return name
+
+
+def order_runs(base: Run, orders: list[str]) -> dict[str, dict]:
+    """Return one run per order: ``base`` with the order switched (its options dropped)."""
+    runs = {}
+    for order in orders:
+        data = base.model_dump(mode="json")
+        if order != data["order"]["name"]:
+            data["order"] = {"name": order, "options": {}}
+        runs[order] = validate_run(data).model_dump(mode="json")
+    return runs
+
+
+def entry_specs(text: str) -> tuple[str, str]:
+    """Split an ``--entry NAME=RUNFILE`` argument into the name and the run file."""
+    name, sep, run_file = text.partition("=")
+    if not sep or not name.strip() or not run_file.strip():
+        raise ConfigError(f"--entry '{text}' is not NAME=RUNFILE; write e.g. "
+                          "--entry flexmdm=docs/runs/star-easy-flexmdm.toml")
+    return check_entry_name(name.strip()), run_file.strip()
+
+
+def read_entries(path: str | Path, default_run: str | Path | None = None) -> dict[str, dict]:
+    """Read an entries file: ``[NAME]`` tables with ``run`` (a run file) and ``set`` (overrides).
+
+    A relative ``run`` is relative to the entries file; an entry without ``run`` uses
+    ``default_run``. Returns name -> ``{"run": path or None, "set": [overrides]}`` in file
+    order.
+    """
+    path = Path(path)
+    data = read_toml(path)
+    if not data:
+        raise ConfigError(f"entries file '{path}' lists no entries; add a [NAME] table per entry")
+    entries = {}
+    for name, spec in data.items():
+        check_entry_name(name)
+        if not isinstance(spec, dict):
+            raise ConfigError(f"entries file '{path}': '{name}' must be a table "
+                              f"([{name}] with run = \"RUN.toml\" and/or set = [...])")
+        unknown = sorted(set(spec) - ENTRY_KEYS)
+        if unknown:
+            raise ConfigError(f"entries file '{path}': entry '{name}' has unknown key "
+                              f"'{unknown[0]}'; an entry takes only 'run' and 'set'")
+        overrides = spec.get("set", [])
+        if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
+            raise ConfigError(f"entries file '{path}': '{name}.set' must be a list of "
+                              "\"section.key=value\" strings")
+        run = spec.get("run")
+        if run is not None and not isinstance(run, str):
+            raise ConfigError(f"entries file '{path}': '{name}.run' must be a run file path")
+        if run is None and default_run is None:
+            raise ConfigError(f"entries file '{path}': entry '{name}' names no run file; add "
+                              "run = \"RUN.toml\" or pass a run file before --entries")
+        entries[name] = {"run": path.parent / run if run is not None else default_run,
+                         "set": overrides}
+    return entries
+
+
+def entry_runs(entries: dict[str, dict], overrides: list[str]) -> dict[str, dict]:
+    """Load and validate every entry's run: its file, then ``overrides``, then its own ``set``."""
+    return {name: load_run(spec["run"], [*overrides, *spec["set"]]).model_dump(mode="json")
+            for name, spec in entries.items()}
+
+
+def entry_run(name: str, settings: ExperimentSettings) -> Run:
+    """Return entry ``name``'s run with the shared budget and seed applied."""
+    data = json.loads(json.dumps(settings.runs[name]))
     data["seed"] = settings.seed
     data["train"]["time_limit_minutes"] = settings.budget_minutes
     return validate_run(data)
+
+
+def _upgrade(saved: dict[str, Any]) -> dict[str, Any]:
+    """Read the settings of an experiment written before entries (``orders`` + one ``run``)."""
+    if "orders" not in saved or "run" not in saved:
+        return saved
+    upgraded = {k: v for k, v in saved.items() if k not in ("orders", "run")}
+    upgraded["entries"] = saved["orders"]
+    upgraded["runs"] = order_runs(validate_run(saved["run"]), saved["orders"])
+    return upgraded
 
 
 def prepare(out: Path, settings: ExperimentSettings) -> None:
     """Write ``experiment.json``, or check it matches when resuming."""
     path = out / "experiment.json"
     if path.exists():
-        saved = json.loads(path.read_text())
+        saved = _upgrade(json.loads(path.read_text()))
         if saved != asdict(settings):
-            changed = sorted(k for k in saved if saved[k] != asdict(settings).get(k))
+            changed = sorted(k for k in {*saved, *asdict(settings)}
+                             if saved.get(k) != asdict(settings).get(k))
             raise ConfigError(
                 f"'{out}' holds an experiment with other settings ({', '.join(changed)}); "
                 "rerun with the same settings to resume it, or choose another -o"
@@ -61,17 +159,16 @@ def prepare(out: Path, settings: ExperimentSettings) -> None:
     atomic_write_text(path, json.dumps(asdict(settings), indent=1))
 
 
-def run_order(out: Path, base: Run, order: str, settings: ExperimentSettings,
-              progress: bool = True) -> dict:
-    """Train (or resume) and evaluate one order; return its result row."""
+def run_entry(out: Path, name: str, settings: ExperimentSettings, progress: bool = True) -> dict:
+    """Train (or resume) and evaluate one entry; return its result row."""
     from loflex.inference import generate_all, load_model
     from loflex.train import train
 
-    folder = out / order
+    folder = out / name
     result_path = folder / "result.json"
     if result_path.exists():
-        return json.loads(result_path.read_text())
-    run = order_run(base, order, settings)
+        return {"entry": name, **json.loads(result_path.read_text())}
+    run = entry_run(name, settings)
     run_dir = folder / "run"
     resume = any((run_dir / "checkpoints").glob("step-*"))
     started = time.time()
@@ -81,7 +178,7 @@ def run_order(out: Path, base: Run, order: str, settings: ExperimentSettings,
                                                   "steps": settings.eval_steps})
     samples = generate_all(loaded.model, sample, seed=settings.seed)
     metrics = loaded.model.domain.metrics(samples)
-    row = {"order": order, **metrics, "train_steps": trained.step,
+    row = {"entry": name, "order": run.order.name, **metrics, "train_steps": trained.step,
            "train_minutes": trained.train_seconds / 60,
            "wall_minutes": (time.time() - started) / 60, "eval_samples": len(samples)}
     atomic_write_text(result_path, json.dumps(row, indent=1))
@@ -101,8 +198,9 @@ def learning_curve(run_dir: Path, metric: str) -> list[tuple[int, float]]:
 
 
 def markdown_table(rows: list[dict]) -> str:
-    """Render result rows as a Markdown table (metrics as columns)."""
-    columns = ["order"] + sorted({k for r in rows for k in r} - {"order"}, key=_column_rank)
+    """Render result rows as a Markdown table (entry and order first, metrics as columns)."""
+    first = [c for c in ("entry", "order") if any(c in r for r in rows)]
+    columns = first + sorted({k for r in rows for k in r} - set(first), key=_column_rank)
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
         cells = [_cell(row.get(c)) for c in columns]
@@ -123,9 +221,9 @@ def _cell(value) -> str:
     return str(value)
 
 
-def plot_curves(out: Path, orders: list[str], metric: str) -> Path | None:
-    """Plot ``metric`` against training steps for every order; return the PNG path."""
-    curves = {o: learning_curve(out / o / "run", metric) for o in orders}
+def plot_curves(out: Path, entries: list[str], metric: str) -> Path | None:
+    """Plot ``metric`` against training steps for every entry; return the PNG path."""
+    curves = {name: learning_curve(out / name / "run", metric) for name in entries}
     if not any(curves.values()):
         return None
     import matplotlib
@@ -134,9 +232,9 @@ def plot_curves(out: Path, orders: list[str], metric: str) -> Path | None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for order, points in curves.items():
+    for name, points in curves.items():
         if points:
-            ax.plot(*zip(*points), marker="o", label=order)
+            ax.plot(*zip(*points), marker="o", label=name)
     ax.set_xlabel("training step")
     ax.set_ylabel(metric)
     ax.legend()
@@ -155,13 +253,21 @@ def machine() -> str:
     return f"{platform.processor() or platform.machine()}, {threads} torch threads, {device}"
 
 
-def run_experiment(out: Path, base: Run, settings: ExperimentSettings,
-                   progress: bool = True) -> list[dict]:
-    """Run (or resume) every order, then write results.md, results.json and the plot."""
+def run_experiment(out: Path, settings: ExperimentSettings, progress: bool = True) -> list[dict]:
+    """Run (or resume) every entry, then write results.md, results.json and the plot."""
+    if not settings.entries:
+        raise ConfigError("the experiment has no entries; name them with --orders, --entry "
+                          "or --entries")
+    missing = [name for name in settings.entries if name not in settings.runs]
+    if missing:
+        raise ConfigError(f"the experiment has no run for entry '{missing[0]}'; give every "
+                          "entry a run")
+    for name in settings.entries:
+        check_entry_name(name)
     prepare(out, settings)
-    rows = [run_order(out, base, order, settings, progress) for order in settings.orders]
+    rows = [run_entry(out, name, settings, progress) for name in settings.entries]
     summary = {"settings": asdict(settings), "machine": machine(), "results": rows}
     atomic_write_text(out / "results.json", json.dumps(summary, indent=1))
     atomic_write_text(out / "results.md", markdown_table(rows) + "\n")
-    plot_curves(out, settings.orders, settings.curve_metric)
+    plot_curves(out, settings.entries, settings.curve_metric)
     return rows

@@ -1,4 +1,4 @@
-"""``loflex experiment``: compare orders under one model, seed and CPU budget."""
+"""``loflex experiment``: compare entries (orders, or whole runs) under one budget and seed."""
 
 from __future__ import annotations
 
@@ -8,17 +8,29 @@ from pathlib import Path
 
 from loflex.cli import add_set_option
 from loflex.config import load_run
+from loflex.errors import ConfigError
+
+DEFAULT_ORDERS = "uniform,kumaraswamy"
 
 
 def add_commands(sub) -> None:
-    p = sub.add_parser("experiment", help="train several orders with one budget and compare")
-    p.add_argument("run_file", type=Path, help="TOML run file shared by every order")
+    p = sub.add_parser("experiment", help="train several orders or runs with one budget and "
+                       "compare")
+    p.add_argument("run_file", type=Path, nargs="?",
+                   help="TOML run file shared by every order (--orders), or the run of "
+                   "entries that name none (--entries)")
     add_set_option(p)
-    p.add_argument("--orders", default="uniform,kumaraswamy",
-                   help="comma-separated order names (default: uniform,kumaraswamy)")
+    p.add_argument("--orders", default=None,
+                   help=f"comma-separated order names, each an entry of RUN_FILE "
+                   f"(default without --entry/--entries: {DEFAULT_ORDERS})")
+    p.add_argument("--entry", action="append", default=[], metavar="NAME=RUNFILE",
+                   help="an entry trained from its own run file (repeatable)")
+    p.add_argument("--entries", type=Path, default=None, metavar="ENTRIES.toml",
+                   help="entries file: one [NAME] table per entry with run = \"RUN.toml\" "
+                   "(relative to the file) and set = [\"section.key=value\", ...]")
     p.add_argument("--budget-minutes", type=float, required=True,
-                   help="training minutes per order (optimiser steps only)")
-    p.add_argument("--eval-samples", type=int, default=500, help="test samples per order")
+                   help="training minutes per entry (optimiser steps only)")
+    p.add_argument("--eval-samples", type=int, default=500, help="test samples per entry")
     p.add_argument("--eval-steps", type=int, default=128, help="sampler steps at evaluation")
     p.add_argument("--curve-metric", default="exact_match", help="metric of the learning curve")
     p.add_argument("--seed", type=int, default=0)
@@ -27,18 +39,46 @@ def add_commands(sub) -> None:
     p.set_defaults(handler=cmd_experiment)
 
 
+def experiment_runs(args) -> dict[str, dict]:
+    """Return entry name -> validated run for the command's --orders/--entry/--entries."""
+    from loflex.experiment import entry_runs, entry_specs, order_runs, read_entries
+
+    if args.orders is not None and (args.entry or args.entries):
+        raise ConfigError("--orders cannot be combined with --entry or --entries; list the "
+                          "orders as entries instead (set = [\"order.name=NAME\"])")
+    if args.entry or args.entries:
+        specs = [entry_specs(text) for text in args.entry]
+        entries = {name: {"run": Path(run_file), "set": []} for name, run_file in specs}
+        if args.entries is not None:
+            from_file = read_entries(args.entries, args.run_file)
+            specs += [(name, "") for name in from_file]
+            entries.update(from_file)
+        _check_unique([name for name, _ in specs])
+        return entry_runs(entries, args.overrides)
+    if args.run_file is None:
+        raise ConfigError("give the run file that every order shares, e.g. "
+                          "loflex experiment RUN.toml --orders uniform,kumaraswamy ...")
+    orders = [o.strip() for o in (args.orders or DEFAULT_ORDERS).split(",") if o.strip()]
+    _check_unique(orders)
+    return order_runs(load_run(args.run_file, args.overrides), orders)
+
+
+def _check_unique(names: list[str]) -> None:
+    seen = set()
+    for name in names:
+        if name in seen:
+            raise ConfigError(f"entry '{name}' is named twice; give every entry its own name")
+        seen.add(name)
+
+
 def cmd_experiment(args) -> int:
     from loflex.experiment import ExperimentSettings, markdown_table, run_experiment
 
-    base = load_run(args.run_file, args.overrides)
+    runs = experiment_runs(args)  # every run validated before anything is written
     settings = ExperimentSettings(
-        orders=[o.strip() for o in args.orders.split(",") if o.strip()],
-        budget_minutes=args.budget_minutes, eval_samples=args.eval_samples,
-        eval_steps=args.eval_steps, curve_metric=args.curve_metric, seed=args.seed,
-        run=base.model_dump(mode="json"))
-    for order in settings.orders:  # fail fast on a misspelled order
-        load_run(args.run_file, [*args.overrides, f"order.name={order}"])
-    rows = run_experiment(args.output, base, settings, progress=not args.no_progress)
+        entries=list(runs), budget_minutes=args.budget_minutes, eval_samples=args.eval_samples,
+        eval_steps=args.eval_steps, curve_metric=args.curve_metric, seed=args.seed, runs=runs)
+    rows = run_experiment(args.output, settings, progress=not args.no_progress)
     print(markdown_table(rows))
     print(f"\ncommand: loflex {' '.join(shlex.quote(a) for a in sys.argv[1:])}")
     return 0
