@@ -174,3 +174,31 @@ def test_checkpoint_holds_only_json_and_safetensors(run_dir):
     names = {p.name for p in step_dir(run_dir).iterdir()}
     assert names == {"run.json", "state.json", "model.safetensors", "ema.safetensors",
                      "optim.safetensors"}
+
+
+# -- steps are numbers, not text ------------------------------------------------------------
+
+def test_steps_sort_as_numbers_across_the_digit_boundary(tmp_path):
+    folder = tmp_path / "run" / "checkpoints"
+    for step in (100_000_000, 99_999_999, 7):
+        ckpt.save(folder / f"step-{step:08d}", run={}, state={"step": step},
+                  model={"w": torch.zeros(1)})
+    assert [p.name for p in ckpt.step_dirs(folder)] == [
+        "step-00000007", "step-99999999", "step-100000000"]
+    assert ckpt.resolve(tmp_path / "run").name == "step-100000000"  # no latest: the newest
+    ckpt.keep_last(folder, 1)
+    assert sorted(p.name for p in folder.iterdir()) == ["step-100000000"]
+
+
+def test_resuming_past_step_ten_to_the_eighth_keeps_the_newest(run_dir):
+    checkpoints = run_dir / "checkpoints"
+    old = checkpoints / "step-00000002"
+    state = json.loads((old / "state.json").read_text())
+    (old / "state.json").write_text(json.dumps({**state, "step": 99_999_999}))
+    old.rename(checkpoints / "step-99999999")
+    (checkpoints / "latest").write_text("step-99999999\n")
+    run = load_run(run_dir / "config.toml", ["train.steps=100000001", "train.checkpoint_every=1",
+                                            "train.keep_checkpoints=1"])
+    assert train(run, run_dir, resume=True, progress=False).step == 100_000_001
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["latest", "step-100000001"]
+    assert ckpt.load(run_dir).step == 100_000_001
