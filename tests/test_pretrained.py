@@ -405,3 +405,49 @@ def test_shipped_models_fit_the_size_budget(monkeypatch):
     assert all(size <= MAX_MODEL_BYTES for size in sizes.values()), sizes
     assert sum(sizes.values()) <= MAX_TOTAL_BYTES, sizes
 
+# -- the example domain's shipped model through its entry point -------------------------
+
+EXAMPLE = ROOT / "docs" / "example-domain"
+EXAMPLE_MODEL = "protein-peptides-flexmdm"
+
+
+@pytest.fixture(scope="module")
+def example_installed():
+    from installing import pip_install
+
+    pip_install(EXAMPLE)
+
+
+@pytest.mark.slow
+def test_the_example_domain_ships_a_model_through_its_entry_point(example_installed, tmp_path):
+    from installing import loflex
+
+    env = {"LOFLEX_LOAD_PLUGINS": "example-protein"}
+    listed = loflex("models", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    rows = {row["name"]: row for row in json.loads(listed.stdout)}
+    assert rows[EXAMPLE_MODEL]["domain"] == "protein"
+    assert rows[EXAMPLE_MODEL]["package"] == "loflex_example_protein"
+    assert rows[EXAMPLE_MODEL]["megabytes"] < 0.2
+    out = tmp_path / "somewhere" / "samples.jsonl"
+    sampled = loflex("sample", EXAMPLE_MODEL, "-n", "4", "--steps", "16", "-o", str(out), env=env)
+    assert sampled.returncode == 0, sampled.stderr
+    assert len(out.read_text().splitlines()) == 4
+
+
+@pytest.mark.slow
+def test_the_example_model_card_metrics_are_reproduced(example_installed, tmp_path):
+    from installing import loflex
+
+    folder = EXAMPLE / "loflex_example_protein" / "pretrained" / EXAMPLE_MODEL
+    card = json.loads((folder / "card.json").read_text())
+    evaluation = card["evaluation"]
+    measured = loflex("evaluate", EXAMPLE_MODEL, "-n", str(evaluation["num_samples"]),
+                      "--steps", str(evaluation["steps"]), "--seed", str(evaluation["seed"]),
+                      "-o", str(tmp_path / "m.json"), env={"LOFLEX_LOAD_PLUGINS": "example-protein"})
+    assert measured.returncode == 0, measured.stderr
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["num_samples"] == evaluation["num_samples"]
+    for key, value in card["metrics"].items():
+        assert metrics[key] == pytest.approx(value, abs=5e-5), key
+    assert card["metrics"]["valid_protein"] >= 0.9

@@ -339,4 +339,7 @@ def pack(source: str | Path, destination: str | Path, *, dtype: str = "fp16") ->
     weights = {k: v.to(PACK_DTYPES[dtype]) if v.is_floating_point() else v
                for k, v in weights.items()}
     state = {key: saved.state[key] for key in KEPT_STATE if key in saved.state}
-    return ckpt.save(destination, run=saved.run, state=state, model=weights)
+    folder = ckpt.save(destination, run=saved.run, state=state, model=weights)
+    for path in folder.iterdir():
+        os.chmod(path, 0o644)  # package data: readable by every user of an installation
+    return folder
