@@ -10,7 +10,8 @@ from loflex import schedule as S
 from loflex.batch import Batch
 from loflex.default_plugins.orders import UniformOrder
 from loflex.generator import Prediction
-from loflex.loss import bregman, generator_loss, objective, training_loss
+from loflex.errors import ConfigError
+from loflex.loss import bregman, flat_time_weight, generator_loss, objective, training_loss
 from loflex.order import EventTimes, KumaraswamyOrder, TokenRates
 from loflex.process import noise
 from loflex.vocab import MASK
@@ -284,3 +285,34 @@ def test_training_loss_runs_for_fixed_and_learned_orders():
     assert first.reinforce == 0.0 and first.regulariser == 0.0
     first.loss.backward()
     assert logits.grad is not None and bool(logits.grad.abs().sum() > 0)
+
+
+def test_flat_time_weight_is_the_inverse_hazard():
+    t = torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64)
+    uniform = UniformOrder(UniformOrder.Options())
+    close(flat_time_weight(uniform, t), 1 - t, rtol=1e-12)
+
+    class ShapeTwo(KumaraswamyOrder):
+        a = 2.0
+
+    close(flat_time_weight(ShapeTwo(ShapeTwo.Options()), t), (1 - t**2) / (2 * t), rtol=1e-12)
+
+
+def test_flat_time_weighting_scales_each_sequence_by_one_minus_t():
+    """For a = 1 the flat objective of one sequence is (1 - t) times its ELBO objective."""
+    vec = section("batch")
+    batch = Batch(vec["outputs"]["z_1"][:1], vec["outputs"]["fixed"][:1].bool())
+    logits = torch.randn(1, 12, 10, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+
+    def generator(x_t, t, real):
+        rates = torch.full(x_t.shape, 0.7, dtype=torch.float64)
+        return Prediction(logits[:, : x_t.shape[1]].expand(x_t.shape[0], -1, -1), rates)
+
+    order = UniformOrder(UniformOrder.Options())
+    terms = {w: training_loss(batch, generator, order, length_scale=20.0, time_weighting=w,
+                              rng=torch.Generator().manual_seed(5)) for w in ("elbo", "flat")}
+    t = float(S.loflexmdm_times(1, torch.Generator().manual_seed(5)))  # the same draw of t
+    assert float(terms["elbo"].loss) > 0
+    assert float(terms["flat"].loss) == pytest.approx((1 - t) * float(terms["elbo"].loss), rel=1e-9)
+    with pytest.raises(ConfigError, match="time weighting"):
+        training_loss(batch, generator, order, length_scale=20.0, time_weighting="sqrt")

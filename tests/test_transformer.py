@@ -359,3 +359,32 @@ def test_flexmdm_insert_head_is_softplus_times_max_length():
     torch.testing.assert_close(out.insert_rate, torch.full((1, 3), math.log1p(math.exp(-4)) * 100))
     with pytest.raises(ConfigError, match="insert_head"):
         registry.validate_options(Generator, "transformer", {"insert_head": "length"})
+
+
+def test_absolute_positions_add_a_learned_position_table():
+    from loflex.default_plugins.transformer import Trunk
+
+    torch.manual_seed(0)
+    plain = Trunk(12, 1, 16, 2, max_length=8)
+    with_table = Trunk(12, 1, 16, 2, max_length=8, absolute_positions=True)
+    assert plain.position_embed is None
+    assert with_table.position_embed.weight.shape == (8, 16)
+    x = torch.tensor([[3, 4, 5, 6]])
+    real = torch.ones_like(x, dtype=torch.bool)
+    t = torch.tensor([0.5])
+    with torch.no_grad():
+        with_table.position_embed.weight.zero_()
+        with_table.position_embed.weight[2] = 1.0
+        hidden = with_table(x, t, real).hidden
+        embedded = with_table.embed(x)
+    # The blocks start as the identity (adaLN-zero), so the hidden state is the sum of
+    # the token and position embeddings: only slot 2 moves, by exactly one.
+    expected = embedded.clone()
+    expected[0, 2] += 1.0
+    torch.testing.assert_close(hidden, expected)
+    # A slot beyond the table reuses its last row.
+    long_x = torch.arange(10)[None] % 12
+    with torch.no_grad():
+        out = with_table(long_x, t, torch.ones_like(long_x, dtype=torch.bool)).hidden
+    torch.testing.assert_close(out[0, 9] - with_table.embed(long_x)[0, 9],
+                               with_table.position_embed.weight[7])

@@ -204,7 +204,8 @@ def bench_train(run: Run, steps: int, warmup: int, device: torch.device, *,
     rank, world = distributed()
     model = _build(run, device)
     objective: nn.Module = Objective(model, float(model.domain.max_length),
-                                     run.train.loss_normalisation, run.train.time_sampling)
+                                     run.train.loss_normalisation, run.train.time_sampling,
+                                     run.train.time_weighting)
     if world > 1:
         objective = nn.parallel.DistributedDataParallel(objective, find_unused_parameters=True)
     optimizer = make_optimizer([model.generator, model.order], run.train)

@@ -50,6 +50,12 @@ class TrainConfig(Options):
         description="uniform: stratified t as in the reference; hazard: t drawn in proportion "
         "to h(t) with importance weights (same objective, lower gradient variance).",
     )
+    time_weighting: Literal["elbo", "flat"] = Field(
+        "elbo",
+        description="elbo: the method's weighting (rate-weighted, h(t) grows without bound as "
+        "t -> 1); flat: every sequence's loss divided by h(t), so each time counts alike. "
+        "Same minimiser for the generator, far lower gradient variance near t = 1.",
+    )
     log_every: int = Field(10, gt=0, description="Steps between metrics.jsonl lines.")
     eval_every: int = Field(250, ge=0, description="Steps between validation losses (0 = off).")
     eval_batches: int = Field(4, gt=0, description="Validation batches per evaluation.")

@@ -180,6 +180,7 @@ def training_loss(
     normalisation: Normalisation = "per-sequence",
     rng: torch.Generator | None = None,
     time_sampling: str = "uniform",
+    time_weighting: str = "elbo",
 ) -> LossTerms:
     """Return the training objective J of one clean batch (method.md 3.2, checklist 10).
 
@@ -196,6 +197,8 @@ def training_loss(
         time_sampling: "uniform" (the reference's stratified t) or "hazard" (t drawn in
             proportion to h_a(t) with importance weights: the same objective, lower variance;
             see :func:`loflex.schedule.hazard_times`).
+        time_weighting: "elbo" (the method's) or "flat": each sequence's time-dependent
+            terms are divided by h_a(t) (see :func:`flat_time_weight`).
     """
     _check_normalisation(normalisation)
     weight = None
@@ -206,6 +209,11 @@ def training_loss(
                                           batch.x_1.device)
     else:
         t = sample_t(len(batch), normalisation, rng, batch.x_1.device)
+    if time_weighting == "flat":
+        flat = flat_time_weight(order, t)
+        weight = flat if weight is None else weight * flat
+    elif time_weighting != "elbo":
+        raise ConfigError(f"unknown time weighting '{time_weighting}'; use elbo or flat")
     rates = order(batch, t)
     draws = [call_with_rng(order.sample_times, rates, rng=rng)
              for _ in range(2 if order.learned else 1)]
@@ -213,6 +221,17 @@ def training_loss(
         batch, generator, order, rates, t, draws,
         length_scale=length_scale, normalisation=normalisation, rng=rng, weight=weight,
     )
+
+
+def flat_time_weight(order: OrderDynamics, t: torch.Tensor) -> torch.Tensor:
+    """Return 1 / h_a(t), (B,): the weight that makes every time count alike.
+
+    Every rate in the generator loss is a multiple of h_a(t), so the loss at time t is
+    h_a(t) times a loss whose minimiser (the posterior token distribution and the
+    expected gap counts) is the same; dividing by h_a(t) reweights times without moving
+    the generator's optimum. For a = 1 the weight is 1 - t.
+    """
+    return 1.0 / order.base_hazard(t).clamp_min(1e-12)
 
 
 def objective(

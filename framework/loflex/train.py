@@ -47,17 +47,18 @@ class Objective(nn.Module):
     """Generator + order as one module, so DDP sees one forward per step."""
 
     def __init__(self, model: Model, length_scale: float, normalisation: str,
-                 time_sampling: str = "uniform"):
+                 time_sampling: str = "uniform", time_weighting: str = "elbo"):
         super().__init__()
         self.generator, self.order = model.generator, model.order
         self.length_scale, self.normalisation = length_scale, normalisation
-        self.time_sampling = time_sampling
+        self.time_sampling, self.time_weighting = time_sampling, time_weighting
 
     def forward(self, batch: Batch, rng: torch.Generator | None = None) -> losses.LossTerms:
         return losses.training_loss(batch, self.generator, self.order,
                                     length_scale=self.length_scale,
                                     normalisation=self.normalisation, rng=rng,
-                                    time_sampling=self.time_sampling)
+                                    time_sampling=self.time_sampling,
+                                    time_weighting=self.time_weighting)
 
 
 def pick_device(name: str) -> torch.device:
@@ -193,7 +194,7 @@ def _train(run: Run, run_dir: Path, *, resume: bool, progress: bool,
 
         load_weights(modules, init.model, init.path)
     objective = Objective(model, float(model.domain.max_length), cfg.loss_normalisation,
-                          cfg.time_sampling)
+                          cfg.time_sampling, cfg.time_weighting)
     optimizer = make_optimizer(list(modules.values()), cfg)
     ema = EMA(named_parameters(modules), cfg.ema) if cfg.ema > 0 else None
     stream = BatchStream(model.domain.examples("train"), cfg.batch_size, run.seed,

@@ -187,20 +187,27 @@ class Trunk(nn.Module):
         dropout: dropout on the attention and MLP residual branches.
         cond_dim: C, the width of the time condition.
         activation: "relu" (the reference DDiT) or "gelu" (tanh approximation).
+        absolute_positions: also add a learned embedding of each slot's position (the
+            same compacted position the rotary angles use; positions past ``max_length``
+            share the last row). Rotary attention alone sees only relative offsets.
         block_form: "pre-norm" (standard residual) or "reference" (the reference DDiT's
             residual on the normalised, modulated x); see :class:`Block`.
         attention_dropout: dropout on the attention probabilities (training mode only).
     """
 
     def __init__(self, vocab_size: int, layers: int, width: int, heads: int, max_length: int,
-                 dropout: float = 0.0, cond_dim: int = 128, activation: str = "relu", *,
-                 block_form: str = "pre-norm", attention_dropout: float = 0.0):
+                 dropout: float = 0.0, cond_dim: int = 128, activation: str = "relu",
+                 absolute_positions: bool = False, *, block_form: str = "pre-norm",
+                 attention_dropout: float = 0.0):
         super().__init__()
         assert width % heads == 0, f"width {width} must be divisible by heads {heads}"
         self.width, self.cond_dim, self.max_length = width, cond_dim, max_length
         self.embed = nn.Embedding(vocab_size, width)
         self.time = TimestepEmbedder(cond_dim)
         self.rotary = Rotary(min(width // heads, 64))
+        self.position_embed = nn.Embedding(max_length, width) if absolute_positions else None
+        if self.position_embed is not None:
+            nn.init.normal_(self.position_embed.weight, std=0.02)
         self.blocks = nn.ModuleList(
             Block(width, heads, cond_dim, self.rotary, dropout, activation,
                   block_form=block_form, attention_dropout=attention_dropout)
@@ -220,6 +227,8 @@ class Trunk(nn.Module):
         keys = real | ~real.any(-1, keepdim=True)  # (B, L)
         key_mask = keys[:, None, None, :]  # (B, 1, 1, L)
         h = self.embed(x)  # (B, L, D)
+        if self.position_embed is not None:
+            h = h + self.position_embed(positions.clamp_max(self.max_length - 1))
         for block in self.blocks:
             h = block(h, cond, rope, key_mask)
         return TrunkOutput(hidden=h, cond=cond)
@@ -317,6 +326,10 @@ class TransformerGenerator(Generator):
             "LoFlexMDM rate heads) or flexmdm (the reference FlexMDM length head: "
             "softplus(s) x max_length, the same network)."
         )
+        absolute_positions: bool = Field(
+            False, description="Add a learned absolute position embedding to the rotary "
+            "attention (the reference uses rotary only)."
+        )
 
         @model_validator(mode="after")
         def _check_shape(self) -> TransformerGenerator.Options:
@@ -338,7 +351,7 @@ class TransformerGenerator(Generator):
             raise ConfigError(f"transformer: width {o.width} is not divisible by heads "
                               f"{o.heads}; choose heads that divide width")
         self.trunk = Trunk(vocab_size, o.layers, o.width, o.heads, max_length, o.dropout,
-                           o.cond_dim, o.activation,
+                           o.cond_dim, o.activation, o.absolute_positions,
                            block_form=o.block_form, attention_dropout=o.attention_dropout)
         self.vocab_head = VocabHead(o.width, o.cond_dim, vocab_size)
         rate = dict(width=o.width, cond_dim=o.cond_dim, min_rate=o.min_rate,
