@@ -4,6 +4,7 @@ overwrites, and no writes outside the run directory."""
 from __future__ import annotations
 
 import ast
+import html
 import json
 import os
 import shutil
@@ -460,3 +461,47 @@ def test_a_linked_report_picture_is_replaced_not_written_through(model_dir, vict
     curves = model_dir / "report" / "curves.png"
     assert not curves.is_symlink() and curves.read_bytes().startswith(b"\x89PNG")
     assert index.exists() and not list((model_dir / "report").glob(".report-*"))
+
+
+# -- the report escapes every value read from a file ----------------------------------------
+
+HOSTILE = "<script>alert(document.cookie)</script>"
+HOSTILE_NAME = "run<img src=x onerror=alert(1)>"
+
+
+def test_report_escapes_every_value_read_from_the_run(tmp_path):
+    from loflex.report import write_report
+
+    data = tmp_path / "hostile.txt"  # tokens (and so vocabulary and samples) are markup
+    data.write_text("".join(f"{HOSTILE} <b>{i % 3}</b> <i\tonclick=x>\n" for i in range(20)))
+    run_dir = tmp_path / HOSTILE_NAME
+    train(load_run(None, ["domain.name=sequences", f"domain.options.path={data}",
+                          "domain.options.tokenizer=whitespace", "train.steps=1", *TINY]),
+          run_dir, progress=False)
+    with open(run_dir / "config.toml", "a") as handle:
+        handle.write(f"# {HOSTILE}\n")
+    with open(run_dir / "metrics.jsonl", "a") as handle:
+        for record in ({"step": HOSTILE, "loss": HOSTILE, f"sample/{HOSTILE}": HOSTILE},
+                       {"step": 2, "loss": 1.0, "sample/$\\frac{": 0.5},
+                       {"step": HOSTILE, f"sample/{HOSTILE}": 1.0, "lr": [HOSTILE]}):
+            handle.write(json.dumps(record) + "\n")
+        handle.write(HOSTILE + "\n[1, 2]\n{\"step\": 3, \"loss\"")  # junk and a cut-off line
+
+    page = write_report(run_dir, tmp_path / "out", num_samples=4, steps=4, examples=1).read_text()
+    for raw in ("<script", "<img src=x", "<b>", "<i\t"):
+        assert raw not in page.lower()
+    assert f"(step {html.escape(HOSTILE)})" in page  # the last sample/* record's step
+    assert html.escape(HOSTILE) in page.split("config.toml")[1]
+    assert html.escape(HOSTILE_NAME) in page
+    assert html.escape("<b>") in page.split("Samples")[1]  # generated text
+
+
+def test_report_escapes_a_hostile_checkpoint_error(model_dir, tmp_path):
+    from loflex.report import write_report
+
+    state_path = ckpt.resolve(model_dir) / "state.json"
+    state = json.loads(state_path.read_text())
+    state_path.write_text(json.dumps({**state, "format": HOSTILE}))
+    page = write_report(model_dir, tmp_path / "out").read_text()
+    assert "No model pictures" in page and "<script" not in page.lower()
+    assert html.escape(HOSTILE[:20]) in page
