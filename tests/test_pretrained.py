@@ -405,6 +405,20 @@ def test_shipped_models_fit_the_size_budget(monkeypatch):
     assert all(size <= MAX_MODEL_BYTES for size in sizes.values()), sizes
     assert sum(sizes.values()) <= MAX_TOTAL_BYTES, sizes
 
+
+@pytest.mark.slow
+def test_every_installed_model_loads_and_samples(monkeypatch):
+    monkeypatch.delenv("LOFLEX_LOAD_PLUGINS")
+    from loflex import plugins
+
+    plugins.reset()
+    for name, model in available().items():
+        assert (model.path() / "card.md").is_file(), f"{name} has no card.md"
+        loaded = load(name)
+        samples = loaded.generate(16, steps=16, batch_size=16)
+        assert len(samples) == 16, name
+        assert len(loaded.sample(2, steps=4)) == 2, name
+
 # -- the example domain's shipped model through its entry point -------------------------
 
 EXAMPLE = ROOT / "docs" / "example-domain"
