@@ -153,14 +153,23 @@ def test_sharp_left_to_right_is_near_deterministic(centre):
         assert late > 0.2
 
 
+MASKED_1000 = {"name": "masked", "options": {"insert_rate": 1000.0}}
+
+
 def test_masked_order_inserts_everything_near_zero():
-    order = build(OrderDynamics, {"name": "masked"})
-    assert isinstance(order, MaskedOrder) and not order.learned
-    assert list(order.parameters()) == [] and order.shared_insert_multiplier == 1000.0
+    default = build(OrderDynamics, {"name": "masked"})
+    assert isinstance(default, MaskedOrder) and not default.learned
+    assert list(default.parameters()) == [] and default.shared_insert_multiplier == 100.0
     batch = clean_batch()
-    rates = order(batch, torch.full((3,), 0.5, dtype=F64))
-    assert bool((rates.b_in == 1000).all()) and bool((rates.b_um == 1).all())
+    rates = default(batch, torch.full((3,), 0.5, dtype=F64))
+    assert bool((rates.b_in == 100).all()) and bool((rates.b_um == 1).all())
     b_in = rates.b_in[:1].expand(2000, -1)
+    times = default.sample_times(type(rates)(b_in, torch.ones_like(b_in)),
+                                 generator=torch.Generator().manual_seed(0))
+    assert float(times.t_in.max()) < 0.25  # P(T_in > 0.25) = 0.75^100 < 4e-13 per token
+    assert abs(float(times.t_in.mean()) - 1 / 101) < 0.001  # E[T_in] = 1/(1 + b_in)
+    order = build(OrderDynamics, MASKED_1000)
+    b_in = torch.full((2000, 12), 1000.0, dtype=F64)
     times = order.sample_times(type(rates)(b_in, torch.ones_like(b_in)),
                                generator=torch.Generator().manual_seed(0))
     assert float(times.t_in.max()) < 0.02  # P(T_in > 0.02) = 0.98^1000 < 2e-9 per token
@@ -175,7 +184,7 @@ def test_masked_order_inserts_everything_near_zero():
 
 
 def test_masked_order_unmasks_uniformly():
-    order = build(OrderDynamics, {"name": "masked"})
+    order = build(OrderDynamics, MASKED_1000)
     b_in = torch.full((4000, 10), 1000.0, dtype=F64)
     times = order.sample_times(type(order(clean_batch(), torch.rand(3)))(b_in,
                                                                          torch.ones_like(b_in)),
@@ -198,7 +207,7 @@ def test_masked_order_unmasks_uniformly():
 
 def test_masked_order_trains_one_step_with_finite_loss_and_consistent_targets():
     batch = clean_batch()
-    order = build(OrderDynamics, {"name": "masked"})
+    order = build(OrderDynamics, MASKED_1000)
     gen = tiny_generator()
     terms = training_loss(batch, gen, order, length_scale=12.0,
                           rng=torch.Generator().manual_seed(0))
