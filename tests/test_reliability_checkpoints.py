@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import re
 import shutil
@@ -202,3 +203,50 @@ def test_resuming_past_step_ten_to_the_eighth_keeps_the_newest(run_dir):
     assert train(run, run_dir, resume=True, progress=False).step == 100_000_001
     assert sorted(p.name for p in checkpoints.iterdir()) == ["latest", "step-100000001"]
     assert ckpt.load(run_dir).step == 100_000_001
+
+
+# -- errors quote at most a short, sanitised excerpt of a file -------------------------------
+
+PASSWD = "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n"
+
+
+def test_a_latest_link_is_refused_without_reading_it(run_dir, tmp_path):
+    secret = tmp_path / "passwd"
+    secret.write_text(PASSWD)
+    latest = run_dir / "checkpoints" / "latest"
+    latest.unlink()
+    latest.symlink_to(secret)
+    error = expect(r"latest' is a symbolic link, not the pointer file loflex writes; delete it "
+                   r"to fall back to the newest checkpoints/step-\* directory", run_dir)
+    assert "/bin/bash" not in error.message and "\n" not in error.message
+
+
+@pytest.mark.parametrize("content, shown", [
+    (PASSWD, r"root:x:0:0:root:/root:/bin/bash\ndaemon:x..."),
+    ("\x1b[2J\x1b]0;pwned\x07step-1", r"\x1b[2J\x1b]0;pwned\x07step-1"),
+    ("A" * 50_000_000, "A" * 40 + "..."),
+])
+def test_a_bad_latest_is_quoted_as_a_short_excerpt(run_dir, content, shown):
+    (run_dir / "checkpoints" / "latest").write_text(content)
+    error = expect(r"latest' names '", run_dir)
+    assert f"names '{shown}', not a step-* checkpoint of this run" in error.message
+    assert len(error.message) < 300 and "\n" not in error.message and "\x1b" not in error.message
+
+
+def test_a_latest_that_is_not_a_file_does_not_hang(run_dir):
+    latest = run_dir / "checkpoints" / "latest"
+    latest.unlink()
+    os.mkfifo(latest)
+    expect(r"latest' is a FIFO \(named pipe\), not the pointer file loflex writes; delete it",
+           run_dir)
+    latest.unlink()
+    latest.mkdir()
+    expect(r"latest' is a folder, not the pointer file loflex writes", run_dir)
+
+
+def test_a_huge_format_string_is_quoted_as_an_excerpt(run_dir):
+    path = step_dir(run_dir) / "state.json"
+    state = json.loads(path.read_text())
+    path.write_text(json.dumps({**state, "format": "x" * 100_000 + "\n\x1b[31m"}))
+    error = expect(r"is not a loflex checkpoint \(format 'x{40}\.\.\.'\)", run_dir)
+    assert len(error.message) < 300

@@ -116,6 +116,23 @@ def test_separator_missing_names_line(tmp_path):
     expect(r"line 2 has no separator '>'; write each line as PROMPT>TARGET", path, separator=">")
 
 
+def test_a_huge_separator_is_quoted_as_a_short_excerpt(tmp_path):
+    path = tmp_path / "pairs.txt"
+    path.write_text("AC>GT\nACGT\n")
+    separator = "\x1b[2J" + "=" * 100_000
+    text = expect(r"line 1 has no separator '\\x1b\[2J={36}\.\.\.'; write each line as "
+                  r"PROMPT\\x1b\[2J={36}\.\.\.TARGET", path, separator=separator)
+    assert len(text) < 400 and "\x1b" not in text
+
+
+def test_a_huge_token_is_quoted_as_a_short_excerpt(tmp_path):
+    path = tmp_path / "seqs.txt"
+    path.write_text("A C\n" + "X" * 1_000_000 + "\n")
+    text = expect(r"line 2: token 'X{40}\.\.\.' is not in the alphabet", path,
+                  tokenizer="whitespace", alphabet="A C")
+    assert len(text) < 400
+
+
 def test_unmatched_regex_token(tmp_path):
     path = tmp_path / "seqs.txt"
     path.write_text("ABC\nAB1\n")

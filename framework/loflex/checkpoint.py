@@ -330,7 +330,7 @@ def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(
-            f"'{path}' is not a readable safetensors file ({exc}); it may be truncated — "
+            f"'{path}' is not a readable safetensors file ({excerpt(str(exc), 160)}); it may be truncated — "
             "use an earlier checkpoint"
         ) from None
 

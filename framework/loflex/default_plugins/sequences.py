@@ -31,6 +31,7 @@ from loflex.default_plugins.sequence_files import (
 from loflex.domain import SPLITS, Domain, Example, Generated
 from loflex.errors import CheckpointError, DataError
 from loflex.hookspecs import hookimpl
+from loflex.rundir import excerpt
 from loflex.vocab import SPECIAL_TOKENS, Vocabulary
 
 
@@ -76,7 +77,8 @@ class SequencesOptions(Options):
             try:
                 re.compile(self.pattern)
             except re.error as exc:
-                raise ValueError(f"pattern {self.pattern!r} is not a valid regex: {exc}") from None
+                raise ValueError(f"pattern '{excerpt(self.pattern)}' is not a valid regex: "
+                                 f"{exc}") from None
         return self
 
 
@@ -166,7 +168,8 @@ class SequencesDomain(Domain):
                 end = match.end()
         if end != len(text):
             raise DataError(f"{where}: character {text[end]!r} is not matched by the token "
-                            f"pattern {self.options.pattern!r}; extend domain.options.pattern")
+                            f"pattern '{excerpt(self.options.pattern)}'; extend "
+                            "domain.options.pattern")
         return tokens
 
     def decode(self, ids: Sequence[int]) -> str | None:
@@ -210,12 +213,12 @@ class SequencesDomain(Domain):
         prompt_text, target_text = "", record.text
         if sep is not None:
             if sep not in record.text:
-                raise DataError(f"{record.where} has no separator {sep!r}; write each line "
-                                f"as PROMPT{sep}TARGET")
+                raise DataError(f"{record.where} has no separator '{excerpt(sep)}'; write each "
+                                f"line as PROMPT{excerpt(sep)}TARGET")
             prompt_text, target_text = (s.strip() for s in record.text.split(sep, 1))
             if not target_text:
-                raise DataError(f"{record.where} has nothing after the separator {sep!r}; "
-                                "give every line a target")
+                raise DataError(f"{record.where} has nothing after the separator "
+                                f"'{excerpt(sep)}'; give every line a target")
         prompt = self._tokens(prompt_text, record.where)
         target = self._tokens(target_text, record.where)
         if not self._within_alphabet(prompt + target, record.where):
@@ -230,7 +233,7 @@ class SequencesDomain(Domain):
     def _within_alphabet(self, tokens: list[str], where: str) -> bool:
         reserved = [tok for tok in tokens if tok in SPECIAL_TOKENS]
         if reserved:
-            raise DataError(f"{where} holds the reserved token {reserved[0]!r}; "
+            raise DataError(f"{where} holds the reserved token '{excerpt(reserved[0])}'; "
                             "remove it from the data")
         if self._allowed is None:
             return True
@@ -241,7 +244,8 @@ class SequencesDomain(Domain):
             self.report.outside_alphabet += 1
             return False
         kind = "character" if self.options.tokenizer == "char" else "token"
-        raise DataError(f"{where}: {kind} {outside[0]!r} is not in the alphabet; remove it, add "
+        raise DataError(f"{where}: {kind} '{excerpt(outside[0])}' is not in the alphabet; remove "
+                        "it, add "
                         "it to domain.options.alphabet, or set domain.options.outside_alphabet"
                         "=skip")
 
