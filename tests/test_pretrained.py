@@ -205,6 +205,8 @@ def test_models_without_any(capsys):
     ({"description": "two\nlines"}, "description"),
     ({"folder": "../elsewhere"}, "relative path"),
     ({"folder": "/abs/path"}, "relative path"),
+    ({"folder": 3}, "relative path"),
+    ({"folder": "."}, "relative path"),
     ({"package": None}, "importable package"),
 ])
 def test_bad_registrations_are_plugin_errors(kwargs, problem):

@@ -112,10 +112,17 @@ class _Registrar:
                               "holding the folder, e.g. package=__package__")
         if not isinstance(description, str) or not description.strip() or "\n" in description:
             raise PluginError(f"{where} without a one-line description; pass description='...'")
-        parts = PurePosixPath(folder).parts if isinstance(folder, str) else ("..",)
-        if not parts or folder.startswith("/") or ".." in parts or "\\" in folder:
+        if not _relative_folder(folder):
             raise PluginError(f"{where} with folder {folder!r}; give a relative path inside the "
                               "package such as 'pretrained/<name>'")
+
+
+def _relative_folder(folder: Any) -> bool:
+    """Whether ``folder`` is a relative POSIX path that stays inside the package."""
+    if not isinstance(folder, str) or not folder or "\\" in folder:
+        return False
+    path = PurePosixPath(folder)
+    return not path.is_absolute() and ".." not in path.parts and bool(path.parts)
 
 
 def available() -> dict[str, PretrainedModel]:
