@@ -250,3 +250,14 @@ def test_a_huge_format_string_is_quoted_as_an_excerpt(run_dir):
     path.write_text(json.dumps({**state, "format": "x" * 100_000 + "\n\x1b[31m"}))
     error = expect(r"is not a loflex checkpoint \(format 'x{40}\.\.\.'\)", run_dir)
     assert len(error.message) < 300
+
+
+@pytest.mark.parametrize("name", ["state.json", "run.json", "model.safetensors"])
+def test_checkpoint_files_that_are_devices_or_fifos_do_not_hang(run_dir, name):
+    path = step_dir(run_dir) / name
+    path.unlink()
+    path.symlink_to("/dev/zero")
+    expect(rf"{name}' is a character device, not a regular file", run_dir)
+    path.unlink()
+    os.mkfifo(path)
+    expect(rf"{name}' is a FIFO \(named pipe\), not a regular file", run_dir)

@@ -197,3 +197,23 @@ def test_cli_renders_config_errors_without_traceback(seqs, tmp_path, capsys):
     assert err.startswith("Error: invalid run config: train.lr")
     assert "Traceback" not in err
     assert not (tmp_path / "run").exists(), "an invalid run must not create its run directory"
+
+
+# -- a run file that is not a regular file -------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["folder", "FIFO", "device"])
+@pytest.mark.parametrize("command", ["train", "bench"])
+def test_a_run_file_that_is_not_a_regular_file(tmp_path, capsys, kind, command):
+    import os
+
+    path = {"folder": tmp_path, "FIFO": tmp_path / "run.toml", "device": "/dev/zero"}[kind]
+    if kind == "FIFO":
+        os.mkfifo(path)
+    shown = {"folder": "a folder", "FIFO": "a FIFO (named pipe)",
+             "device": "a character device"}[kind]
+    args = ["train", str(path), "-o", str(tmp_path / "run")] if command == "train" else \
+        ["bench", "train", str(path)]
+    assert main(args) == 1
+    assert capsys.readouterr().err == (f"Error: run file '{path}' is {shown}, not a regular "
+                                       "file; pass a TOML run file\n")
+    assert not (tmp_path / "run").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -24,6 +25,17 @@ def expect(want: str, path, **options) -> str:
 
 def test_missing_file(tmp_path):
     expect(r"does not exist; check domain\.options\.path", tmp_path / "absent.txt")
+
+
+@pytest.mark.parametrize("kind", ["folder", "FIFO", "device"])
+def test_data_that_is_not_a_regular_file(tmp_path, kind):
+    path = {"folder": tmp_path, "FIFO": tmp_path / "fifo.txt", "device": "/dev/zero"}[kind]
+    if kind == "FIFO":
+        os.mkfifo(path)
+    shown = {"folder": "a folder", "FIFO": r"a FIFO \(named pipe\)",
+             "device": "a character device"}[kind]
+    expect(rf"'{path}' is {shown}, not a regular file; set domain\.options\.path to a text, "
+           "FASTA or CSV file", path)
 
 
 @pytest.mark.parametrize("content", [b"", b"\n\n   \n", b"\xef\xbb\xbf"])
@@ -133,6 +145,42 @@ def test_a_huge_token_is_quoted_as_a_short_excerpt(tmp_path):
     assert len(text) < 400
 
 
+@pytest.mark.parametrize("pattern", ["(A+)+B|.", "(?:[A-Z]*)*", "(?:x{1,3}){2,}|."])
+def test_a_pattern_with_nested_repetition_is_refused(tmp_path, pattern):
+    from loflex.errors import ConfigError
+
+    path = tmp_path / "seqs.txt"
+    path.write_text("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAC\n")
+    with pytest.raises(ConfigError, match=r"repeats a repetition \(like '\(A\+\)\+'\), which "
+                                          r"can take exponential time"):
+        build(path, tokenizer="regex", pattern=pattern)
+
+
+def test_a_slow_pattern_stops_at_its_time_budget(tmp_path):
+    import signal
+    import time
+
+    path = tmp_path / "seqs.txt"
+    path.write_text("AB\n" * 5 + "A" * 80 + "\n")  # (A|AA)*B tries Fibonacci(80) splits
+    def earlier_handler(signum, frame):
+        pass
+
+    previous = signal.signal(signal.SIGALRM, earlier_handler)
+    signal.setitimer(signal.ITIMER_REAL, 300)
+    try:
+        started = time.monotonic()
+        expect(r"line 6: the token pattern '\(\?:A\|AA\)\*B\|\.' took over 1 s on this text; "
+               r"simplify domain\.options\.pattern", path, tokenizer="regex",
+               pattern="(?:A|AA)*B|.")
+        assert time.monotonic() - started < 20
+        left, _ = signal.getitimer(signal.ITIMER_REAL)
+        assert 250 < left < 300, "an earlier timer keeps running"
+        assert signal.getsignal(signal.SIGALRM) is earlier_handler
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def test_unmatched_regex_token(tmp_path):
     path = tmp_path / "seqs.txt"
     path.write_text("ABC\nAB1\n")
@@ -240,3 +288,53 @@ def test_molecule_tokens_outside_the_vocabulary(molecules):
         domain.encode("CC[U]")
     with pytest.raises(DataError, match=r"fragment prompts need representation 'safe'"):
         domain.parse_prompt("CC")
+
+
+# -- samples files ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    from loflex.cli import main
+
+    root = tmp_path_factory.mktemp("tiny")
+    path = root / "seqs.txt"
+    path.write_text("".join(f"{w}\n" for w in ["ACGT", "GATTACA", "CAT", "TAG"] * 5))
+    assert main(["train", "--set", "domain.name=sequences", "--set", f"domain.options.path={path}",
+                 "--set", "order.name=uniform", "--set", "generator.options.layers=1",
+                 "--set", "generator.options.width=32", "--set", "generator.options.heads=2",
+                 "--set", "train.steps=1", "--set", "train.batch_size=4",
+                 "--set", "train.eval_every=0", "--no-progress", "-o", str(root / "run")]) == 0
+    return root / "run"  # vocabulary: 4 special tokens and A, C, G, T
+
+
+@pytest.mark.parametrize("content, problem", [
+    (b'{"tokens": [4, 5]}\n' + bytes(range(128, 256)), r"line 2 is not UTF-8 text; pass a samples "
+                                                     r"file written by `loflex sample`"),
+    (b'{"tokens": [4, 5]}\n{"tokens": [4, 999]}\n', r"line 2 holds token id 999, outside the "
+                                                  r"model's vocabulary of 8 tokens"),
+    (b'{"tokens": [-1]}\n', r"line 1 holds token id -1, outside"),
+    (b'{"tokens": [4], "prompt_ids": [8]}\n', r"line 1 holds token id 8, outside"),
+    (b'[1, 2]\n', r"line 1 is not a sample record with a 'tokens' list"),
+    (b'{"tokens": [4.5]}\n', r"line 1 is not a sample record"),
+    (b"[" * 100_000 + b"\n", r"line 1 is not a sample record"),
+])
+def test_a_bad_samples_file_is_refused(tiny_run, tmp_path, capsys, content, problem):
+    from loflex.cli import main
+
+    samples = tmp_path / "s.jsonl"
+    samples.write_bytes(content)
+    assert main(["evaluate", str(tiny_run), "--samples", str(samples)]) == 1
+    err = capsys.readouterr().err
+    assert re.search(problem, err) and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("kind", ["folder", "FIFO"])
+def test_a_samples_file_that_is_not_a_regular_file(tiny_run, tmp_path, capsys, kind):
+    from loflex.cli import main
+
+    path = tmp_path / "s.jsonl"
+    path.mkdir() if kind == "folder" else os.mkfifo(path)
+    assert main(["evaluate", str(tiny_run), "--samples", str(path)]) == 1
+    shown = "a folder" if kind == "folder" else "a FIFO (named pipe)"
+    assert capsys.readouterr().err == (f"Error: samples '{path}' is {shown}, not a regular file; "
+                                       "pass a regular file\n")

@@ -305,7 +305,7 @@ def format_version(state: dict, directory: Path) -> int:
 def _read_json(path: Path) -> dict:
     """Read a checkpoint's JSON object (a regular file, never unpickled)."""
     try:
-        with os.fdopen(open_regular(path, os.O_RDONLY), "rb") as handle:
+        with os.fdopen(open_regular(path, os.O_RDONLY, follow=True), "rb") as handle:
             value = json.loads(handle.read().decode("utf-8"))
     except FileNotFoundError:
         raise CheckpointError(
@@ -326,6 +326,9 @@ def _read_json(path: Path) -> dict:
 def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
     if not path.exists():
         raise CheckpointError(f"'{path}' is missing; the checkpoint is incomplete")
+    if not path.is_file():
+        raise CheckpointError(f"'{path}' is {kind_of(path)}, not a regular file; use an earlier "
+                              "checkpoint")
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:

@@ -65,17 +65,19 @@ def refuse_links_in_run(run_dir: Path) -> None:
                 raise link_error(checkpoints / entry.name)
 
 
-def open_regular(path: Path, flags: int, mode: int = 0o666) -> int:
-    """``os.open`` a regular file without following a final symbolic link; return the fd.
+def open_regular(path: Path, flags: int, mode: int = 0o666, *, follow: bool = False) -> int:
+    """``os.open`` a regular file, by default without following a final link; return the fd.
 
     Opens non-blocking first, so a FIFO never hangs the caller, and refuses anything
-    but a regular file (a device such as ``/dev/zero``, a FIFO, a folder).
+    but a regular file (a device such as ``/dev/zero``, a FIFO, a folder). ``follow``
+    lets a reader follow a link to a regular file.
 
     Raises:
-        LoflexError: the path is a link or not a regular file.
+        LoflexError: the path is a link (unless ``follow``) or not a regular file.
     """
+    nofollow = 0 if follow else os.O_NOFOLLOW
     try:
-        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, mode)
+        fd = os.open(path, flags | nofollow | os.O_NONBLOCK | os.O_CLOEXEC, mode)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise link_error(Path(path)) from None

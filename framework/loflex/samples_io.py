@@ -67,29 +67,64 @@ class SampleWriter:
         os.replace(self.partial, self.path)
 
 
-def read_samples(path: Path) -> list[Generated]:
-    """Read samples written by :class:`SampleWriter` (or lines with a ``tokens`` list)."""
+def read_samples(path: Path, vocab_size: int | None = None) -> list[Generated]:
+    """Read samples written by :class:`SampleWriter` (or lines with a ``tokens`` list).
+
+    Args:
+        vocab_size: when given, every token id must lie in ``[0, vocab_size)``.
+
+    Raises:
+        DataError: the file is missing, not a regular file, not UTF-8, or a line is not a
+            sample record (or holds an id outside the vocabulary); the line is named.
+    """
     path = Path(path)
-    if not path.exists():
+    if not os.path.lexists(path):
         raise DataError(f"samples file '{path}' does not exist; write one with `loflex sample`")
+    try:
+        handle = os.fdopen(open_regular(path, os.O_RDONLY, follow=True), "rb")
+    except LoflexError as exc:
+        raise DataError(f"samples {exc.message}") from None
     samples = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
+    with handle:
+        for number, raw in enumerate(handle, 1):
             try:
-                record = json.loads(line)
-                tokens = [int(i) for i in record["tokens"]]
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-                raise DataError(
-                    f"'{path}' line {number} is not a sample record with a 'tokens' list; "
-                    "pass a file written by `loflex sample`"
-                ) from None
-            reference = None
-            if "reference_ids" in record:
-                reference = Example(target=record["reference_ids"],
-                                    prompt=record.get("prompt_ids", []),
-                                    side=record.get("reference_side"))
-            samples.append(Generated(tokens=tokens, prompt=record.get("prompt_ids", []),
-                                     reference=reference, reveal_step=record.get("reveal_step")))
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise DataError(f"'{path}' line {number} is not UTF-8 text; pass a samples file "
+                                "written by `loflex sample`") from None
+            if line.strip():
+                samples.append(_sample(path, number, line, vocab_size))
     return samples
+
+
+def _sample(path: Path, number: int, line: str, vocab_size: int | None) -> Generated:
+    """One line of a samples file as a :class:`Generated`."""
+    try:
+        record = json.loads(line)
+        tokens = [_token_id(i) for i in record["tokens"]]
+        prompt = [_token_id(i) for i in record.get("prompt_ids", [])]
+        reference_ids = record.get("reference_ids")
+        reference = None if reference_ids is None else Example(
+            target=[_token_id(i) for i in reference_ids], prompt=prompt,
+            side=record.get("reference_side"))
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError,
+            RecursionError):
+        raise DataError(
+            f"'{path}' line {number} is not a sample record with a 'tokens' list; "
+            "pass a file written by `loflex sample`"
+        ) from None
+    if vocab_size is not None:
+        outside = [i for i in tokens + prompt if not 0 <= i < vocab_size]
+        if outside:
+            raise DataError(f"'{path}' line {number} holds token id {outside[0]}, outside the "
+                            f"model's vocabulary of {vocab_size} tokens; score samples of this "
+                            "model")
+    return Generated(tokens=tokens, prompt=prompt, reference=reference,
+                     reveal_step=record.get("reveal_step"))
+
+
+def _token_id(value) -> int:
+    """A token id from JSON: an integer (bools and floats are refused)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError("token ids are integers")
+    return value

@@ -32,12 +32,13 @@ def cmd_bench(args) -> int:
     import torch
 
     from loflex.bench import bench_sample, bench_train
+    from loflex.commands.model import regular_run_file
     from loflex.errors import ConfigError
     from loflex.train import distributed, pick_device
 
     if args.steps < 1 or args.warmup < 0:
         raise ConfigError("bench needs --steps >= 1 and --warmup >= 0")
-    run = load_run(args.run_file, args.overrides)
+    run = load_run(regular_run_file(args.run_file), args.overrides)
     if run.train.threads:
         torch.set_num_threads(run.train.threads)
     torch.manual_seed(run.seed)

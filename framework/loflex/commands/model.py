@@ -53,6 +53,20 @@ def add_commands(sub) -> None:
     p.set_defaults(handler=cmd_evaluate)
 
 
+def regular_run_file(path: Path | None) -> Path | None:
+    """Return ``path``; refuse a folder, FIFO or device given as the run file.
+
+    Raises:
+        ConfigError: ``path`` exists but is not a regular file.
+    """
+    from loflex.rundir import kind_of
+
+    if path is not None and path.exists() and not path.is_file():
+        raise ConfigError(f"run file '{path}' is {kind_of(path)}, not a regular file; pass a "
+                          "TOML run file")
+    return path
+
+
 def output_path(text: str) -> Path:
     """An ``-o`` argument: any path but the empty one (which would mean the current folder)."""
     if not text.strip():
@@ -86,7 +100,7 @@ def cmd_train(args) -> int:
         if args.run_file is not None:
             raise ConfigError("--resume reads the run's own config.toml; drop the run file")
         refuse_links_in_run(args.resume)
-        run = load_run(args.resume / "config.toml", args.overrides)
+        run = load_run(regular_run_file(args.resume / "config.toml"), args.overrides)
         run_dir = args.resume
     else:
         if args.output is None:
@@ -94,7 +108,7 @@ def cmd_train(args) -> int:
         if args.init is not None:
             init, run = fine_tuning(args.init, args.run_file, args.overrides)
         else:
-            run = load_run(args.run_file, args.overrides)
+            run = load_run(regular_run_file(args.run_file), args.overrides)
         run_dir = args.output
     result = train(run, run_dir, resume=args.resume is not None, progress=not args.no_progress,
                    force=args.force, init=init)
@@ -230,7 +244,7 @@ def cmd_evaluate(args) -> int:
     loaded = _load(args)
     model = loaded.model
     if args.samples is not None:
-        samples = read_samples(args.samples)
+        samples = read_samples(args.samples, vocab_size=len(model.domain.vocab))
     else:
         settings = sampler_settings(args, loaded.run.sample)
         samples = generate_all(model, settings, seed=args.seed, device=args.device)

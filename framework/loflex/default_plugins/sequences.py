@@ -10,10 +10,14 @@ before it is a fixed prompt and the part after it the target the model generates
 
 from __future__ import annotations
 
+import os
 import random
 import re
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -31,8 +35,10 @@ from loflex.default_plugins.sequence_files import (
 from loflex.domain import SPLITS, Domain, Example, Generated
 from loflex.errors import CheckpointError, DataError
 from loflex.hookspecs import hookimpl
-from loflex.rundir import excerpt
+from loflex.rundir import excerpt, kind_of
 from loflex.vocab import SPECIAL_TOKENS, Vocabulary
+
+PATTERN_SECONDS = 1.0  # most time the regex tokenizer may spend on one line
 
 
 class SequencesOptions(Options):
@@ -79,7 +85,74 @@ class SequencesOptions(Options):
             except re.error as exc:
                 raise ValueError(f"pattern '{excerpt(self.pattern)}' is not a valid regex: "
                                  f"{exc}") from None
+            if nested_repetition(self.pattern):
+                raise ValueError(f"pattern '{excerpt(self.pattern)}' repeats a repetition (like "
+                                 "'(A+)+'), which can take exponential time on some lines; "
+                                 "match one token at a time without nested repeats")
         return self
+
+
+REPEATS = ("MAX_REPEAT", "MIN_REPEAT")
+
+
+def nested_repetition(pattern: str) -> bool:
+    """Whether ``pattern`` repeats (``*``, ``+``, ``{m,n}``) something that itself repeats.
+
+    Such patterns (``(A+)+B``) backtrack exponentially on near-matching text.
+    """
+    try:
+        from re import _parser as sre_parse  # Python >= 3.11
+    except ImportError:  # pragma: no cover
+        import sre_parse
+    return _nested(sre_parse.parse(pattern), inside_repeat=False)
+
+
+def _nested(items, inside_repeat: bool) -> bool:
+    for op, value in items:
+        name = str(op).upper()
+        if name in REPEATS:
+            low, high, body = value
+            repeats = high > 1
+            if repeats and inside_repeat:
+                return True
+            if _nested(body, inside_repeat or repeats):
+                return True
+        elif name == "BRANCH":
+            if any(_nested(branch, inside_repeat) for branch in value[1]):
+                return True
+        elif name in ("SUBPATTERN", "ATOMIC_GROUP", "ASSERT", "ASSERT_NOT"):
+            if _nested(value[-1], inside_repeat):
+                return True
+    return False
+
+
+class PatternTooSlow(Exception):
+    """The token pattern ran past its time budget on one line."""
+
+
+@contextmanager
+def time_budget(seconds: float) -> Iterator[None]:
+    """Raise :class:`PatternTooSlow` inside the block after ``seconds`` (main thread only).
+
+    The regex engine checks for signals while it backtracks, so SIGALRM stops it; an
+    interval timer and handler that were set before are restored afterwards.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):
+        raise PatternTooSlow
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    earlier, _ = signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        left, _ = signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if earlier:
+            signal.setitimer(signal.ITIMER_REAL, max(earlier - (seconds - left), 1e-3))
 
 
 @dataclass
@@ -160,12 +233,18 @@ class SequencesDomain(Domain):
         if self.options.tokenizer == "whitespace":
             return text.split()
         tokens, end = [], 0
-        for match in self._regex.finditer(text):
-            if match.start() != end:
-                break
-            if match.end() > match.start():
-                tokens.append(match.group(0))
-                end = match.end()
+        try:
+            with time_budget(PATTERN_SECONDS):
+                for match in self._regex.finditer(text):
+                    if match.start() != end:
+                        break
+                    if match.end() > match.start():
+                        tokens.append(match.group(0))
+                        end = match.end()
+        except PatternTooSlow:
+            raise DataError(f"{where}: the token pattern '{excerpt(self.options.pattern)}' took "
+                            f"over {PATTERN_SECONDS:g} s on this text; simplify "
+                            "domain.options.pattern") from None
         if end != len(text):
             raise DataError(f"{where}: character {text[end]!r} is not matched by the token "
                             f"pattern '{excerpt(self.options.pattern)}'; extend "
@@ -193,6 +272,9 @@ class SequencesDomain(Domain):
 
     def _load(self) -> tuple[list[list[str]], list[list[str]]]:
         opts = self.options
+        if os.path.exists(opts.path) and not os.path.isfile(opts.path):
+            raise DataError(f"sequence file '{opts.path}' is {kind_of(Path(opts.path))}, not a "
+                            "regular file; set domain.options.path to a text, FASTA or CSV file")
         records = read_records(Path(opts.path), opts.format, opts.column)
         if not records:
             raise DataError(f"sequence file '{opts.path}' contains no sequences; put one "
