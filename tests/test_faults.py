@@ -407,3 +407,76 @@ def test_a_reader_takes_the_newer_checkpoint_when_its_one_is_pruned(trained_run,
     monkeypatch.setattr(ckpt, "_read_json", trainer_moves_on)
     assert ckpt.resolve(trained_run).name == "step-00000002"
     assert ckpt.load(trained_run).step == 3
+
+
+# -- a full disk ------------------------------------------------------------------------------
+
+DISK_FULL = ("Error: No space left on device; free disk space or write elsewhere, then rerun (a "
+             "training run continues from its last complete checkpoint with --resume RUN_DIR)\n")
+
+
+def disk_full(monkeypatch, where: str = "") -> None:
+    """Make every fsync of a file whose path contains ``where`` fail with ENOSPC (as a full
+    disk with delayed allocation does)."""
+    import errno
+
+    real = os.fsync
+
+    def fsync(fd):
+        if where in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+
+
+def hidden(folder) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob(".*")
+                  if p.name != ".loflex.lock")
+
+
+def test_disk_full_when_a_run_starts(tmp_path, monkeypatch, capsys):
+    from loflex.cli import main
+
+    data = write_data(tmp_path)
+    disk_full(monkeypatch)
+    run_dir = tmp_path / "run"
+    assert main(train_args(data, run_dir)) == 1
+    assert capsys.readouterr().err == DISK_FULL
+    assert hidden(run_dir) == [] and not (run_dir / "config.toml").exists()
+
+
+def test_disk_full_while_checkpointing_keeps_the_previous_checkpoint(trained_run, monkeypatch,
+                                                                    capsys):
+    from loflex.cli import main
+
+    checkpoints = trained_run / "checkpoints"
+    before = files_of(checkpoints)
+    disk_full(monkeypatch, where="/checkpoints/.step-")
+    assert main(["train", "--resume", str(trained_run), "--set", "train.steps=4",
+                 "--no-progress"]) == 1
+    assert capsys.readouterr().err == DISK_FULL
+    assert files_of(checkpoints) == before and hidden(checkpoints) == []
+    assert ckpt.load(trained_run).step == 2
+    monkeypatch.undo()  # space freed: the run continues
+    assert main(["train", "--resume", str(trained_run), "--set", "train.steps=4",
+                 "--no-progress"]) == 0
+    assert ckpt.load(trained_run).step == 4
+
+
+@pytest.mark.parametrize("command, name", [
+    (["evaluate", "{run}", "-n", "2", "--steps", "2", "-o", "{out}"], "m.json"),
+    (["sample", "{run}", "-n", "2", "--steps", "2", "-o", "{out}"], "s.jsonl"),
+    (["data", "sequences", "--set", "domain.options.path={data}", "-o", "{out}"], "d.txt"),
+])
+def test_disk_full_leaves_no_partial_output(trained_run, tmp_path, monkeypatch, capsys, command,
+                                            name):
+    from loflex.cli import main
+
+    out = tmp_path / "out" / name
+    out.parent.mkdir()
+    args = [a.format(run=trained_run, out=out, data=tmp_path / "seqs.txt") for a in command]
+    disk_full(monkeypatch)
+    assert main(args) == 1
+    assert capsys.readouterr().err == DISK_FULL
+    assert list(out.parent.iterdir()) == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable
+from contextlib import suppress
 from pathlib import Path
 
 from loflex.domain import Domain, Example, Generated
@@ -63,8 +64,18 @@ class SampleWriter:
         self.handle.flush()
 
     def close(self) -> None:
+        """Flush and fsync the partial file, then rename it to the final name."""
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
         self.handle.close()
         os.replace(self.partial, self.path)
+
+    def abort(self) -> None:
+        """Close and remove the partial file (after a failure: a full disk, an interrupt)."""
+        with suppress(OSError):
+            self.handle.close()
+        with suppress(FileNotFoundError):
+            os.unlink(self.partial)
 
 
 def read_samples(path: Path, vocab_size: int | None = None) -> list[Generated]:

@@ -215,14 +215,18 @@ def cmd_sample(args) -> int:
         refuse_filled_folder(args.export, args.force)
     writer = SampleWriter(args.output, force=args.force)
     all_samples, trajectories = [], []
-    for samples, out in generate(model, settings, seed=args.seed, device=args.device,
-                                 prompt=prompt, trajectory=args.trajectory is not None):
-        writer.write(model.domain, samples)
-        if args.export is not None:
-            all_samples.extend(samples)
-        if args.trajectory is not None:
-            trajectories.extend(output_records(out))
-    writer.close()
+    try:
+        for samples, out in generate(model, settings, seed=args.seed, device=args.device,
+                                     prompt=prompt, trajectory=args.trajectory is not None):
+            writer.write(model.domain, samples)
+            if args.export is not None:
+                all_samples.extend(samples)
+            if args.trajectory is not None:
+                trajectories.extend(output_records(out))
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
     if args.trajectory is not None:
         from loflex.trajectory import write_trajectories
 
