@@ -9,8 +9,8 @@ import torch
 from loflex import schedule as S
 from loflex.batch import Batch
 from loflex.default_plugins.orders import UniformOrder
-from loflex.generator import Prediction
 from loflex.errors import ConfigError
+from loflex.generator import Prediction
 from loflex.loss import bregman, flat_time_weight, generator_loss, objective, training_loss
 from loflex.order import EventTimes, KumaraswamyOrder, TokenRates
 from loflex.process import noise
