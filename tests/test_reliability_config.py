@@ -217,3 +217,75 @@ def test_a_run_file_that_is_not_a_regular_file(tmp_path, capsys, kind, command):
     assert capsys.readouterr().err == (f"Error: run file '{path}' is {shown}, not a regular "
                                        "file; pass a TOML run file\n")
     assert not (tmp_path / "run").exists()
+
+
+# -- absurd sizes fail fast -----------------------------------------------------------------
+
+GiB = 1024 ** 3
+SMALL = ["order.name=uniform", "generator.options.width=32", "generator.options.heads=2",
+         "train.eval_every=0"]
+
+
+@pytest.fixture
+def eight_gib_free(monkeypatch):
+    import loflex.memory
+
+    monkeypatch.setattr(loflex.memory, "available_bytes", lambda device: 8 * GiB)
+
+
+@pytest.mark.parametrize("override, problem", [
+    ("generator.options.width=1e9", r"the model is too large to allocate at all "
+                                    r"\(generator\.options\.width=1000000000\); reduce the sizes"),
+    ("generator.options.width=1e30", r"generator 'transformer' has invalid options: width: Unable "
+                                     r"to parse input string as an integer, exceeded maximum size"),
+    # 10^6 blocks of 12 D^2 + 13 D + 6 C D parameters (D = 32, C = 128): 3.73e10
+    ("generator.options.layers=1000000", r"training needs at least 9\d\d GiB of memory on cpu "
+                                         r"\(3\.73e\+10 parameters: .*\) but 8 GiB is free; reduce "
+                                         r"the sizes \(generator\.options\.layers=1000000, "
+                                         r"train\.batch_size=64\)"),
+    ("train.batch_size=1000000000", r"training needs at least \d+(\.\d+)? TiB .* but 8 GiB is "
+                                    r"free; reduce the sizes \(train\.batch_size=1000000000\)"),
+])
+def test_absurd_sizes_are_refused_before_anything_is_allocated(seqs, tmp_path, capsys,
+                                                               eight_gib_free, override, problem):
+    import time
+
+    args = ["train", "--set", "domain.name=sequences", "--set", f"domain.options.path={seqs}",
+            "--no-progress", "-o", str(tmp_path / "run")]
+    for item in [*SMALL, override]:
+        args += ["--set", item]
+    started = time.monotonic()
+    assert main(args) == 1
+    assert time.monotonic() - started < 30
+    err = capsys.readouterr().err
+    assert err.startswith("Error: ") and err.count("\n") == 1 and re.search(problem, err), err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_width_of_two_to_the_62_is_refused_as_too_large(seqs, tmp_path, capsys):
+    run_file = tmp_path / "run.toml"
+    run_file.write_text(f'[domain]\nname = "sequences"\noptions = {{path = "{seqs}"}}\n'
+                        '[generator]\nname = "transformer"\n'
+                        'options = {width = 4611686018427387904, heads = 2}\n')
+    assert main(["train", str(run_file), "-o", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert err == ("Error: the model is too large to allocate at all (generator.options.width="
+                   "4611686018427387904); reduce the sizes\n"), err
+
+
+def test_the_parameter_estimate_matches_the_closed_form(seqs):
+    from loflex.assemble import assemble
+    from loflex.memory import estimate
+
+    run = load_run(None, ["domain.name=sequences", f"domain.options.path={seqs}", *SMALL,
+                          "generator.options.layers=3", "sample.max_length=12"])
+    model = assemble(run)
+    built = sum(p.numel() for p in model.generator.parameters())
+    width, cond = 32, model.generator.options.cond_dim
+    per_block = 12 * width ** 2 + 13 * width + 6 * cond * width  # norms, qkv, out, MLP, adaLN
+    extra_tokens = len(model.domain.vocab) - 5  # the estimate assumes one data token
+    # each further token: a row of the input embedding and a column of the output head
+    assert estimate(run).parameters == built - extra_tokens * 2 * width
+    many = run.model_copy(update={"generator": run.generator.model_copy(
+        update={"options": {**run.generator.options, "layers": 1_000_003}})})
+    assert estimate(many).parameters == estimate(run).parameters + 1_000_000 * per_block
