@@ -338,3 +338,29 @@ def test_a_samples_file_that_is_not_a_regular_file(tiny_run, tmp_path, capsys, k
     shown = "a folder" if kind == "folder" else "a FIFO (named pipe)"
     assert capsys.readouterr().err == (f"Error: samples '{path}' is {shown}, not a regular file; "
                                        "pass a regular file\n")
+
+
+# -- molecules: nothing long enough to crash RDKit reaches it -------------------------------
+
+def test_a_20000_atom_chain_is_skipped_not_a_crash(tmp_path):
+    import subprocess
+    import sys
+
+    pytest.importorskip("loflex_molecules")
+    from loflex_molecules.representations import MAX_SMILES_CHARS, canonical, encode_smiles
+
+    assert canonical("C" * MAX_SMILES_CHARS) == "C" * MAX_SMILES_CHARS
+    assert canonical("C" * (MAX_SMILES_CHARS + 1)) is None
+    with pytest.raises(ValueError, match="has 2001 characters, more than 2000"):
+        encode_smiles("C" * (MAX_SMILES_CHARS + 1), "safe")
+    data = tmp_path / "m.csv"
+    rows = ["CCO", "c1ccccc1", "CC(=O)O", "CCN", "CCCl", "C" * 20_000, "OCC", "CCCC", "CC=O"]
+    data.write_text("SMILES\n" + "\n".join(rows * 3) + "\n")
+    env = {key: value for key, value in os.environ.items() if key != "LOFLEX_LOAD_PLUGINS"}
+    result = subprocess.run(
+        [sys.executable, "-m", "loflex.cli", "data", "molecules", "--set",
+         f"domain.options.path={data}", "--set", f"domain.options.cache_dir={tmp_path / 'c'}",
+         "--set", "domain.options.workers=1", "--limit", "1"],
+        env={**env, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "skipped 3 of 27 molecules" in result.stderr

@@ -23,6 +23,19 @@ from loflex_molecules.tokenize import is_ring_number, ring_token, ring_value, to
 
 REPRESENTATIONS = ("safe", "bracket-safe", "smiles")
 RDLogger.DisableLog("rdApp.*")
+# RDKit recurses along chains and crashes the process (segfault) near 20,000 atoms; no
+# string longer than this reaches RDKit or SAFE (drug-like SMILES have under 100).
+MAX_SMILES_CHARS = 2000
+
+
+def too_long(text: str) -> bool:
+    """Whether ``text`` is longer than RDKit and SAFE are trusted with."""
+    return len(text) > MAX_SMILES_CHARS
+
+
+def parse(smiles: str):
+    """RDKit's molecule for ``smiles``; None when it does not parse or is too long."""
+    return None if not smiles or too_long(smiles) else Chem.MolFromSmiles(smiles)
 
 
 def encode_smiles(smiles: str, representation: str, seed: int | None = None) -> str:
@@ -35,8 +48,11 @@ def encode_smiles(smiles: str, representation: str, seed: int | None = None) -> 
             (random atom order, and for SAFE a random fragment order).
 
     Raises:
-        ValueError: RDKit or SAFE cannot encode the molecule.
+        ValueError: RDKit or SAFE cannot encode the molecule, or it is too long.
     """
+    if too_long(smiles):
+        raise ValueError(f"the SMILES has {len(smiles)} characters, more than "
+                         f"{MAX_SMILES_CHARS}")
     if representation == "smiles":
         mol = Chem.MolFromSmiles(smiles)
         if mol is None:
@@ -161,10 +177,10 @@ def decode_lenient(text: str, representation: str) -> str | None:
     and the largest component (longest SMILES) is kept. Returns None when nothing
     decodes.
     """
-    if not text:
+    if not text or too_long(text):
         return None
     if representation == "smiles":
-        parts = [p for p in text.split(".") if p and Chem.MolFromSmiles(p) is not None]
+        parts = [p for p in text.split(".") if parse(p) is not None]
         joined = ".".join(parts)
         smiles = canonical(joined) if parts else None
     else:
@@ -178,7 +194,7 @@ def decode_lenient(text: str, representation: str) -> str | None:
 
 def decode_strict(text: str, representation: str) -> str | None:
     """Decode strictly: the whole string as written must be one connected molecule."""
-    if not text:
+    if not text or too_long(text):
         return None
     if representation == "smiles":
         smiles = canonical(text)
@@ -192,8 +208,8 @@ def decode_strict(text: str, representation: str) -> str | None:
 
 
 def canonical(smiles: str) -> str | None:
-    """Return RDKit's canonical isomeric SMILES, or None if it does not parse."""
-    mol = Chem.MolFromSmiles(smiles) if smiles else None
+    """Return RDKit's canonical isomeric SMILES, or None if it does not parse or is too long."""
+    mol = parse(smiles)
     if mol is None or mol.GetNumAtoms() == 0:
         return None
     return Chem.MolToSmiles(mol)
