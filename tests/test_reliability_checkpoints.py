@@ -261,3 +261,53 @@ def test_checkpoint_files_that_are_devices_or_fifos_do_not_hang(run_dir, name):
     path.unlink()
     os.mkfifo(path)
     expect(rf"{name}' is a FIFO \(named pipe\), not a regular file", run_dir)
+
+
+# -- damaged resume state ---------------------------------------------------------------------
+
+def resume(run_dir):
+    return train(load_run(run_dir / "config.toml", ["train.steps=3"]), run_dir, resume=True,
+                 progress=False)
+
+
+def tamper_state(run_dir, change) -> None:
+    path = step_dir(run_dir) / "state.json"
+    state = json.loads(path.read_text())
+    change(state)
+    path.write_text(json.dumps(state))
+
+
+def test_resume_without_the_optimiser_state(run_dir):
+    (step_dir(run_dir) / "optim.safetensors").unlink()
+    with pytest.raises(CheckpointError, match=r"cannot resume from '.*step-00000002': its "
+                                              r"optim\.safetensors .* is missing; resume from an "
+                                              r"earlier checkpoint, or start a new run from its "
+                                              r"weights with --init"):
+        resume(run_dir)
+
+
+@pytest.mark.parametrize("change", [
+    lambda s: s.update(python_random=[3, [1, 2], None]),
+    lambda s: s.update(python_random="seed"),
+    lambda s: s["optimizer"].update(param_groups=[]),
+    lambda s: s["optimizer"]["param_groups"][0].update(betas=["x", 0.9]),
+    lambda s: s["optimizer"]["param_groups"][0].update(eps={"a": 1}),
+    lambda s: s.update(position={"epoch": "x", "nonsense": 1}),
+], ids=["random-short", "random-text", "no-param-groups", "betas-text", "eps-dict", "position"])
+def test_resume_with_damaged_state(run_dir, change):
+    tamper_state(run_dir, change)
+    with pytest.raises(CheckpointError) as info:
+        resume(run_dir)
+    assert type(info.value) is CheckpointError
+    assert re.search(r"cannot resume from '.*step-00000002': its optimiser, random-number or "
+                     r"data-position state is damaged \(\w+: .*\); resume from an earlier "
+                     r"checkpoint", info.value.message), info.value.message
+    assert "\n" not in info.value.message
+
+
+@pytest.mark.parametrize("content", ["[1, 2, 3]", "[" * 100_000 + "]" * 100_000, '"text"'])
+@pytest.mark.parametrize("name", ["run.json", "state.json"])
+def test_json_that_is_not_an_object(run_dir, name, content):
+    (step_dir(run_dir) / name).write_text(content)
+    expect(rf"{name}' (holds a JSON \w+, not an object|is corrupt or truncated); use an earlier "
+           r"checkpoint", run_dir)

@@ -395,6 +395,40 @@ def _save(run: Run, run_dir: Path, step: int, model: Model, optimizer, ema: EMA 
 
 def _restore(restored: ckpt.Checkpoint, modules: dict[str, nn.Module], optimizer, ema,
              stream: BatchStream, noise_rng: torch.Generator) -> int:
+    """Restore weights, optimiser, EMA, RNGs and data position; return the step.
+
+    Raises:
+        CheckpointError: the checkpoint lacks the optimiser state, or a part of its state
+            is damaged (names the checkpoint and the fix).
+    """
+    if restored.optim is None:
+        raise CheckpointError(
+            f"cannot resume from '{restored.path}': its optim.safetensors (optimiser and "
+            "random-number state) is missing; resume from an earlier checkpoint, or start a new "
+            f"run from its weights with --init {restored.path}")
+    try:
+        step = _restore_exactly(restored, modules, optimizer, ema, stream, noise_rng)
+        _check_param_groups(optimizer)
+    except (KeyError, ValueError, TypeError, IndexError, RuntimeError) as exc:
+        raise CheckpointError(
+            f"cannot resume from '{restored.path}': its optimiser, random-number or data-position "
+            f"state is damaged ({type(exc).__name__}: {rundir.excerpt(str(exc), 80)}); resume "
+            "from an earlier checkpoint") from None
+    return step
+
+
+def _check_param_groups(optimizer) -> None:
+    """Raise TypeError when a restored optimiser setting is not a number, flag or pair."""
+    for group in optimizer.param_groups:
+        for key, value in group.items():
+            values = value if isinstance(value, (list, tuple)) else [value]
+            if key != "params" and not all(v is None or isinstance(v, (bool, int, float))
+                                           for v in values):
+                raise TypeError(f"optimiser setting {key!r} is {type(value).__name__}")
+
+
+def _restore_exactly(restored: ckpt.Checkpoint, modules: dict[str, nn.Module], optimizer, ema,
+                     stream: BatchStream, noise_rng: torch.Generator) -> int:
     from loflex.inference import load_weights
 
     load_weights(modules, restored.model, restored.path)
