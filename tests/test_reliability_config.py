@@ -289,3 +289,74 @@ def test_the_parameter_estimate_matches_the_closed_form(seqs):
     many = run.model_copy(update={"generator": run.generator.model_copy(
         update={"options": {**run.generator.options, "layers": 1_000_003}})})
     assert estimate(many).parameters == estimate(run).parameters + 1_000_000 * per_block
+
+
+# -- command-line values that used to end in a traceback ------------------------------------
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("model")
+    data = root / "seqs.txt"
+    data.write_text("".join(f"{w}\n" for w in ["ACGT", "GATTACA", "CAT", "TAG"] * 5))
+    args = ["train", "--no-progress", "-o", str(root / "run")]
+    for item in ["domain.name=sequences", f"domain.options.path={data}", *SMALL,
+                 "generator.options.layers=1", "train.steps=1", "train.batch_size=4"]:
+        args += ["--set", item]
+    assert main(args) == 0
+    return root / "run"
+
+
+@pytest.mark.parametrize("command, message", [
+    (["sample", "{run}", "-n", "1", "--seed", str(2 ** 70), "-o", "{out}"],
+     f"--seed must be between 0 and 4294967295, not {2 ** 70}"),
+    (["sample", "{run}", "-n", "1", "--seed", "-1", "-o", "{out}"],
+     "--seed must be between 0 and 4294967295, not -1"),
+    (["sample", "{run}", "-n", "1", "--device", "bogus", "-o", "{out}"],
+     "--device 'bogus' is not a device; use cpu, or cuda (cuda:N for one of several GPUs)"),
+    (["evaluate", "{run}", "-n", "1", "--device", "nonsense:7"],
+     "--device 'nonsense:7' is not a device"),
+    (["report", "{run}", "--steps", "-4", "-o", "{out}"],
+     "--steps must be at least 1, not -4 (leave it out to use the run's sample.steps)"),
+    (["report", "{run}", "--steps", "0", "-o", "{out}"], "--steps must be at least 1, not 0"),
+    (["report", "{run}", "--examples", "-1", "-o", "{out}"], "--examples must be 0 or more"),
+    (["order", "{run}", "--example", "0", "--device", "bogus"], "--device 'bogus' is not a device"),
+    (["bench", "train", "--set", "domain.name=sequences", "--set", "domain.options.path=x",
+      "--nominal-peak-gflops", "-5"], "--nominal-peak-gflops must be positive (or 0 when "
+                                      "unknown), not -5.0"),
+    (["bench", "train", "--set", "domain.name=sequences", "--set", "domain.options.path=x",
+      "--nominal-peak-gflops", "nan"], "--nominal-peak-gflops must be positive"),
+    (["train", "--set", f"train.steps={'9' * 5000}", "-o", "{out}"],
+     "a number has more than 4300 digits; no setting takes one that large"),
+])
+def test_bad_command_line_values_give_one_line(model_dir, tmp_path, capsys, command, message):
+    args = [a.format(run=model_dir, out=tmp_path / "out") for a in command]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"Error: {message}") and err.count("\n") == 1, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_cuda_on_a_machine_without_it(model_dir, tmp_path, capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["sample", str(model_dir), "-n", "1", "--device", "cuda",
+                 "-o", str(tmp_path / "s.jsonl")]) == 1
+    assert capsys.readouterr().err == ("Error: --device 'cuda' asks for CUDA, but no CUDA device "
+                                       "is available; use --device cpu\n")
+
+
+def test_a_read_only_location(seqs, tmp_path, capsys, monkeypatch):
+    import errno
+    import os
+    from pathlib import Path
+
+    def read_only(self, *args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    out = tmp_path / "ro" / "run"
+    assert main(["train", "--set", "domain.name=sequences", "--set", f"domain.options.path={seqs}",
+                 "-o", str(out)]) == 1
+    assert capsys.readouterr().err == (f"Error: Read-only file system: '{out}'; the file system "
+                                       "is read-only; choose a writable location\n")

@@ -61,6 +61,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"Error: {message}", file=sys.stderr)
         return 1
+    except ValueError as exc:
+        if "integer string conversion" not in str(exc):
+            raise
+        print(f"Error: a number has more than {sys.get_int_max_str_digits()} digits; no setting "
+              "takes one that large, so give a smaller value", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return 130

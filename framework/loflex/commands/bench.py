@@ -38,6 +38,9 @@ def cmd_bench(args) -> int:
 
     if args.steps < 1 or args.warmup < 0:
         raise ConfigError("bench needs --steps >= 1 and --warmup >= 0")
+    if not args.nominal_peak_gflops >= 0:  # also refuses nan
+        raise ConfigError(f"--nominal-peak-gflops must be positive (or 0 when unknown), not "
+                          f"{args.nominal_peak_gflops}")
     run = load_run(regular_run_file(args.run_file), args.overrides)
     if run.train.threads:
         torch.set_num_threads(run.train.threads)

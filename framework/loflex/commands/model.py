@@ -191,9 +191,35 @@ def sampler_settings(args, run_sample: SampleConfig) -> SampleConfig:
         raise options_error("the sampler settings", exc) from None
 
 
+def check_device(name: str) -> None:
+    """Refuse a ``--device`` torch does not know, or CUDA on a machine without it.
+
+    Raises:
+        ConfigError: naming the device and what to use instead.
+    """
+    import torch
+
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"--device '{name}' is not a device; use cpu, or cuda (cuda:N for one "
+                          "of several GPUs)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device '{name}' asks for CUDA, but no CUDA device is available; "
+                          "use --device cpu")
+
+
+def check_seed(seed: int) -> None:
+    """Refuse a ``--seed`` outside 0..2^32-1 (what the random-number generators take)."""
+    if not 0 <= seed < 2 ** 32:
+        raise ConfigError(f"--seed must be between 0 and {2 ** 32 - 1}, not {seed}")
+
+
 def _load(args):
     from loflex.inference import load_model
 
+    check_device(args.device)
+    check_seed(args.seed)
     return load_model(args.model, use_ema=not args.no_ema, device=args.device,
                       overrides=args.overrides)
 

@@ -32,12 +32,14 @@ def add_commands(sub) -> None:
 
 
 def cmd_order(args) -> int:
+    from loflex.commands.model import check_device
     from loflex.inference import load_model
     from loflex.learned_order import insertion_times
     from loflex.samples_io import refuse_overwrite
 
     if args.grid < 2:
         raise ConfigError("--grid must be at least 2")
+    check_device(args.device)
     if args.picture is not None:
         refuse_overwrite(args.picture, args.force)
     loaded = load_model(args.model, use_ema=not args.no_ema, device=args.device)

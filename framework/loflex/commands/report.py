@@ -22,11 +22,19 @@ def add_commands(sub) -> None:
 
 
 def cmd_report(args) -> int:
+    from loflex.commands.model import check_device, check_seed
     from loflex.errors import ConfigError
     from loflex.report import write_report
 
     if args.num_samples < 1:
         raise ConfigError("-n/--num-samples must be at least 1")
+    if args.steps is not None and args.steps < 1:
+        raise ConfigError(f"--steps must be at least 1, not {args.steps} (leave it out to use "
+                          "the run's sample.steps)")
+    if args.examples < 0:
+        raise ConfigError(f"--examples must be 0 or more, not {args.examples}")
+    check_device(args.device)
+    check_seed(args.seed)
     run_dir = report_source(args.run_dir, args.output)
     index = write_report(run_dir, args.output, force=args.force,
                          num_samples=args.num_samples, steps=args.steps,
