@@ -360,3 +360,18 @@ def test_a_read_only_location(seqs, tmp_path, capsys, monkeypatch):
                  "-o", str(out)]) == 1
     assert capsys.readouterr().err == (f"Error: Read-only file system: '{out}'; the file system "
                                        "is read-only; choose a writable location\n")
+
+
+def test_resume_refuses_to_switch_the_order(model_dir, tmp_path, capsys):
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(model_dir, run_dir)
+    before = (run_dir / "metrics.jsonl").read_bytes()
+    assert main(["train", "--resume", str(run_dir), "--set", "order.name=left-to-right",
+                 "--set", "train.steps=2", "--no-progress"]) == 1
+    assert capsys.readouterr().err == (
+        f"Error: --resume continues '{run_dir}' with its order 'uniform'; --set order.name="
+        "left-to-right would switch it mid-run, so start a new run instead (-o, with --init "
+        f"{run_dir} to keep its weights)\n")
+    assert (run_dir / "metrics.jsonl").read_bytes() == before

@@ -53,6 +53,21 @@ def add_commands(sub) -> None:
     p.set_defaults(handler=cmd_evaluate)
 
 
+def refuse_component_switch(run_dir: Path, run) -> None:
+    """Refuse ``--set`` overrides that swap the domain, generator or order of a resumed run.
+
+    Raises:
+        ConfigError: naming the component, its name in the run and the one asked for.
+    """
+    saved = load_run(run_dir / "config.toml")
+    for section in ("domain", "generator", "order"):
+        before, after = getattr(saved, section).name, getattr(run, section).name
+        if before != after:
+            raise ConfigError(f"--resume continues '{run_dir}' with its {section} '{before}'; "
+                              f"--set {section}.name={after} would switch it mid-run, so start "
+                              f"a new run instead (-o, with --init {run_dir} to keep its weights)")
+
+
 def regular_run_file(path: Path | None) -> Path | None:
     """Return ``path``; refuse a folder, FIFO or device given as the run file.
 
@@ -101,6 +116,7 @@ def cmd_train(args) -> int:
             raise ConfigError("--resume reads the run's own config.toml; drop the run file")
         refuse_links_in_run(args.resume)
         run = load_run(regular_run_file(args.resume / "config.toml"), args.overrides)
+        refuse_component_switch(args.resume, run)
         run_dir = args.resume
     else:
         if args.output is None:
