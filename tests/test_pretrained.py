@@ -365,14 +365,27 @@ def test_train_init_starts_from_the_model_weights(shipped, tmp_path):
 
 @pytest.mark.parametrize("setting,message", [
     ("generator.options.width=32", "generator.options.width is 32 in the run config but 16"),
-    ("order.name=left-to-right", "order.name is 'left-to-right' in the run config but "
-                                 "'uniform'"),
+    ("generator.options.layers=2", "generator.options.layers is 2 in the run config but 1"),
 ])
 def test_train_init_refuses_another_architecture(shipped, tmp_path, capsys, setting, message):
     assert main(["train", "--init", NAME, "--set", setting, "-o", str(tmp_path / "x")]) == 1
     line = one_line_error(capsys)
     assert message in line and line.startswith(f"Error: --init {NAME}:")
     assert not (tmp_path / "x").exists()
+
+
+def test_a_fixed_order_model_starts_a_learned_order_run(shipped, tmp_path):
+    """FlexMDM -> LoFlexMDM: the generator's weights carry over, the order starts fresh."""
+    start = {k: v.float() for k, v in load_file(str(shipped / "model.safetensors")).items()}
+    assert not any(k.startswith("order.") for k in start)
+    assert main(["train", "--init", NAME, "--set", "order.name=kumaraswamy",
+                 "--set", "order.options.layers=1", "--set", "order.options.width=16",
+                 "--set", "order.options.heads=2", *FINE_TUNE, "-o", str(tmp_path / "lo")]) == 0
+    tuned = trained_weights(tmp_path / "lo")
+    assert {k for k in tuned if k.startswith("generator.")} == set(start)
+    assert max((tuned[k] - start[k]).abs().max().item() for k in start) < 1e-6
+    assert any(k.startswith("order.") for k in tuned)
+    assert 'name = "kumaraswamy"' in (tmp_path / "lo" / "config.toml").read_text()
 
 
 def test_train_init_and_resume_exclude_each_other(shipped, tmp_path, capsys):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import signal
 import time
@@ -21,7 +20,6 @@ import torch.distributed as dist
 from torch import nn
 
 from loflex import checkpoint as ckpt
-from loflex import loss as losses
 from loflex import rundir
 from loflex.assemble import Model, assemble
 from loflex.batch import Batch, collate
@@ -29,7 +27,14 @@ from loflex.config import Run, run_to_toml
 from loflex.data import BatchStream, Position
 from loflex.errors import CheckpointError, ConfigError, TrainingError
 from loflex.memory import check_training_fits
-from loflex.optim import EMA, lr_factor, make_optimizer, named_parameters, state_tensors
+from loflex.optim import EMA, state_tensors
+from loflex.runtime import (  # noqa: F401  (re-exported: loflex.train.Objective etc.)
+    Objective,
+    TrainingStep,
+    distributed,
+    pick_device,
+    seed_everything,
+)
 
 
 @dataclass
@@ -42,49 +47,6 @@ class TrainResult:
     stopped_by: str  # "steps" | "time" | "signal"
     wall_seconds: float
     train_seconds: float  # time in optimiser steps (what time_limit_minutes counts)
-
-
-class Objective(nn.Module):
-    """Generator + order as one module, so DDP sees one forward per step."""
-
-    def __init__(self, model: Model, length_scale: float, normalisation: str,
-                 time_sampling: str = "uniform", time_weighting: str = "elbo"):
-        super().__init__()
-        self.generator, self.order = model.generator, model.order
-        self.length_scale, self.normalisation = length_scale, normalisation
-        self.time_sampling, self.time_weighting = time_sampling, time_weighting
-
-    def forward(self, batch: Batch, rng: torch.Generator | None = None) -> losses.LossTerms:
-        return losses.training_loss(batch, self.generator, self.order,
-                                    length_scale=self.length_scale,
-                                    normalisation=self.normalisation, rng=rng,
-                                    time_sampling=self.time_sampling,
-                                    time_weighting=self.time_weighting)
-
-
-def pick_device(name: str) -> torch.device:
-    """Resolve ``auto`` to cuda when available, else cpu."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"train.device is '{name}' but no CUDA device is available; use cpu")
-    return torch.device(name)
-
-
-def distributed() -> tuple[int, int]:
-    """Initialise torch.distributed under torchrun; return (rank, world size)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1
-    if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend)
-    return dist.get_rank(), world
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    torch.manual_seed(seed)
 
 
 class StopFlag:
@@ -155,6 +117,18 @@ def log_line(path: Path, record: dict) -> None:
     rundir.append_text(path, json.dumps(record) + "\n")
 
 
+def starting_modules(modules: dict[str, nn.Module],
+                     weights: dict[str, torch.Tensor]) -> dict[str, nn.Module]:
+    """Return the modules a fine-tuning run loads from ``weights``.
+
+    Every module with weights under its prefix is loaded; a module the checkpoint has no
+    weights for (a learned order started from a fixed-order model) keeps its fresh
+    initialisation.
+    """
+    return {prefix: module for prefix, module in modules.items()
+            if any(key.startswith(prefix + ".") for key in weights)}
+
+
 def train(run: Run, run_dir: str | Path, *, resume: bool = False, progress: bool = True,
           cache_dir: Path | None = None, force: bool = False,
           init: ckpt.Checkpoint | None = None) -> TrainResult:
@@ -194,11 +168,9 @@ def _train(run: Run, run_dir: Path, *, resume: bool, progress: bool,
     if init is not None and restored is None:
         from loflex.inference import load_weights
 
-        load_weights(modules, init.model, init.path)
-    objective = Objective(model, float(model.domain.max_length), cfg.loss_normalisation,
-                          cfg.time_sampling, cfg.time_weighting)
-    optimizer = make_optimizer(list(modules.values()), cfg)
-    ema = EMA(named_parameters(modules), cfg.ema) if cfg.ema > 0 else None
+        load_weights(starting_modules(modules, init.model), init.model, init.path)
+    training_step = TrainingStep(model, cfg, device)
+    optimizer, ema = training_step.optimizer, training_step.ema
     stream = BatchStream(model.domain.examples("train"), cfg.batch_size, run.seed,
                          cfg.length_buckets, rank, world, cfg.num_workers)
     noise_rng = torch.Generator(device=device).manual_seed(run.seed * 7919 + rank)
@@ -207,15 +179,7 @@ def _train(run: Run, run_dir: Path, *, resume: bool, progress: bool,
         step = _restore(restored, modules, optimizer, ema, stream, noise_rng)
         train_seconds = float(restored.state.get("train_seconds", 0.0))
         skipped_total = int(restored.state.get("skipped_total", 0))
-    if cfg.compile:  # compile the transformer blocks in place (names and checkpoints unchanged)
-        from loflex.bench import compile_networks
-
-        compile_networks(model.generator, model.order)
-    step_fn = objective
-    if world > 1:
-        step_fn = nn.parallel.DistributedDataParallel(objective)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16,
-                              enabled=cfg.precision == "bf16" and device.type == "cuda")
+    training_step.prepare(world)  # compile (train.compile), DDP; after restoring weights
     metrics_path = run_dir / "metrics.jsonl"
     valid = _validation_batches(model, cfg.batch_size, cfg.eval_batches) if cfg.eval_every else []
     start, last_loss, stopped_by = time.time(), math.nan, "steps"
@@ -223,21 +187,14 @@ def _train(run: Run, run_dir: Path, *, resume: bool, progress: bool,
     batches = iter(stream)
     with StopFlag() as stop:
         while step < cfg.steps:
-            for group in optimizer.param_groups:
-                group["lr"] = cfg.lr * lr_factor(step, cfg)
+            training_step.set_lr(step)
             batch = next(batches).to(device)
             t0, c0 = time.perf_counter(), time.process_time()
-            with autocast:
-                terms = step_fn(batch, noise_rng)
-            optimizer.zero_grad(set_to_none=True)
-            terms.loss.backward()
-            norm = _clip(optimizer, cfg.grad_clip)
-            loss_value, grad_norm = torch.stack(
-                [terms.loss.detach().float(), norm.to(terms.loss.device)]).tolist()
-            if not (math.isfinite(loss_value) and math.isfinite(grad_norm)):
+            outcome = training_step(batch, noise_rng)
+            terms, grad_norm = outcome.terms, outcome.grad_norm
+            if not outcome.applied:
                 nonfinite += 1
                 skipped_total += 1
-                optimizer.zero_grad(set_to_none=True)
                 if nonfinite >= cfg.max_nonfinite_steps:
                     raise TrainingError(
                         f"{nonfinite} consecutive steps had a non-finite loss or gradient "
@@ -246,11 +203,8 @@ def _train(run: Run, run_dir: Path, *, resume: bool, progress: bool,
                     )
             else:
                 nonfinite = 0
-                optimizer.step()
-                if ema is not None:
-                    ema.update(named_parameters(modules))
             step += 1
-            last_loss = loss_value
+            last_loss = outcome.loss
             train_seconds += (time.perf_counter() - t0 if cfg.budget_clock == "wall"
                               else time.process_time() - c0)
             if bar is not None:
@@ -264,8 +218,8 @@ def _train(run: Run, run_dir: Path, *, resume: bool, progress: bool,
                           **terms.scalars()}
                 log_line(metrics_path, record)
             if rank == 0 and cfg.eval_every and step % cfg.eval_every == 0:
-                log_line(metrics_path, {"step": step, "valid_loss": _validate(objective, valid,
-                                                                               device, run.seed),
+                valid_loss = _validate(training_step.objective, valid, device, run.seed)
+                log_line(metrics_path, {"step": step, "valid_loss": valid_loss,
                                         **_diagnostics(model, valid, device, run.seed,
                                                        cfg.loss_normalisation)})
             if rank == 0 and cfg.sample_every and step % cfg.sample_every == 0:
@@ -296,16 +250,6 @@ def _progress(enabled: bool, total: int, initial: int):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, desc="train", dynamic_ncols=True, leave=False)
-
-
-def _clip(optimizer: torch.optim.Optimizer, max_norm: float) -> torch.Tensor:
-    """Clip gradients to ``max_norm`` (0 = off); return the total norm as a 0-d tensor."""
-    params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
-    if not params:
-        return torch.zeros(())
-    if max_norm > 0:
-        return torch.nn.utils.clip_grad_norm_(params, max_norm).float()
-    return torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params])).float()
 
 
 def _validation_batches(model: Model, batch_size: int, count: int) -> list[Batch]:

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from loflex.cli import add_set_option
+from loflex.commands import add_set_option
 from loflex.config import SampleConfig, load_run
 from loflex.errors import ConfigError
 
@@ -158,7 +158,8 @@ def fine_tuning(reference: str, run_file: Path | None, overrides: list[str]):
     data = {key: stored[key] for key in ("domain", "generator", "order", "sample")}
     data = merged(data, read_toml(run_file) if run_file is not None else {})
     run = validate_run(apply_overrides(data, overrides))
-    difference = next(architecture_differences(run, model_run), None)
+    fixed_order = not any(key.startswith("order.") for key in saved.model)
+    difference = next(architecture_differences(run, model_run, fixed_order), None)
     if difference is not None:
         key, ours, theirs = difference
         raise ConfigError(f"--init {reference}: {key} is {ours!r} in the run config but "
@@ -179,11 +180,16 @@ def merged(base: dict, top: dict) -> dict:
     return out
 
 
-def architecture_differences(run, model_run):
-    """Yield ``(setting, run's value, model's value)`` where the run leaves the architecture."""
+def architecture_differences(run, model_run, fixed_order: bool = False):
+    """Yield ``(setting, run's value, model's value)`` where the run leaves the architecture.
+
+    With ``fixed_order`` (the model's order has no weights, e.g. ``uniform``) the run may
+    choose any order: only the generator's weights are carried over, so a FlexMDM model
+    can start a LoFlexMDM run whose auxiliary network begins fresh.
+    """
     if run.domain.name != model_run.domain.name:
         yield "domain.name", run.domain.name, model_run.domain.name
-    for section in ("generator", "order"):
+    for section in ("generator",) if fixed_order else ("generator", "order"):
         ours, theirs = getattr(run, section), getattr(model_run, section)
         if ours.name != theirs.name:
             yield f"{section}.name", ours.name, theirs.name
