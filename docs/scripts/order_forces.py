@@ -18,7 +18,6 @@ import json
 from collections import defaultdict
 
 import torch
-
 from loflex import loss as L
 from loflex import schedule
 from loflex.batch import collate
