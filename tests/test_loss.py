@@ -292,7 +292,7 @@ def test_flat_time_weight_is_the_inverse_hazard():
     uniform = UniformOrder(UniformOrder.Options())
     close(flat_time_weight(uniform, t), 1 - t, rtol=1e-12)
 
-    class ShapeTwo(KumaraswamyOrder):
+    class ShapeTwo(UniformOrder):
         a = 2.0
 
     close(flat_time_weight(ShapeTwo(ShapeTwo.Options()), t), (1 - t**2) / (2 * t), rtol=1e-12)

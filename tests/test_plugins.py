@@ -4,12 +4,15 @@ import importlib.metadata
 import sys
 import types
 
+import loflex
 import pytest
+import torch
 from loflex import (
     Domain,
     Generator,
     OrderDynamics,
     PluginError,
+    TokenRates,
     UnknownComponentError,
     plugins,
     registry,
@@ -36,6 +39,10 @@ class Reverse(KumaraswamyOrder):
     """A test order."""
 
     name = "test-reverse"
+
+    def forward(self, batch, t):
+        ones = torch.ones(batch.x_1.shape)
+        return TokenRates(b_in=ones, b_um=ones)
 
 
 def plugin_module(name: str) -> types.ModuleType:
@@ -73,13 +80,21 @@ def test_env_filter_loads_only_named(monkeypatch):
     assert not pm.has_plugin("one") and not pm.has_plugin("two")
 
 
-def test_duplicate_names_name_both_plugins():
+def test_duplicate_name_skips_the_later_plugin_and_names_both(capsys):
     with registered(plugin_module("dup_a"), name="first"):
-        with registered(plugin_module("dup_b"), name="second"):
-            with pytest.raises(PluginError) as err:
-                registry.components(OrderDynamics)
-    assert "'first'" in str(err.value) and "'second'" in str(err.value)
-    assert "test-reverse" in str(err.value)
+        with registered(plugin_module("dup_b"), name="second", check=False):
+            assert registry.owner(OrderDynamics, "test-reverse").plugin == "first"
+            failed = {f.plugin: f.problem for f in plugins.failures}
+    assert set(failed) == {"second"}
+    assert "'test-reverse'" in failed["second"] and "'first'" in failed["second"]
+    assert "plugin 'second'" in capsys.readouterr().err
+
+
+def test_duplicate_name_raises_in_a_checked_test_registration():
+    with registered(plugin_module("dup_c"), name="first"):
+        with pytest.raises(PluginError, match="plugin 'second'.*'test-reverse'.*'first'"):
+            with registered(plugin_module("dup_d"), name="second"):
+                pass
 
 
 def test_misspelled_hook_fails_loudly():
@@ -95,9 +110,9 @@ def test_non_subclass_registration_names_the_class():
         name = "nope"
 
     mod = module_with("wrong", register_domains=hookimpl(lambda register: register(NotADomain)))
-    with registered(mod, name="wrong"):
-        with pytest.raises(PluginError, match="NotADomain.*not a subclass of loflex.Domain"):
-            registry.components(Domain)
+    with pytest.raises(PluginError, match="NotADomain.*not a subclass of loflex.Domain"):
+        with registered(mod, name="wrong"):
+            pass
 
 
 def test_bad_component_name_is_rejected():
@@ -105,9 +120,53 @@ def test_bad_component_name_is_rejected():
         name = "Bad_Name"
 
     mod = module_with("badname", register_domains=hookimpl(lambda register: register(Bad)))
-    with registered(mod, name="badname"):
-        with pytest.raises(PluginError, match="lower-kebab"):
-            registry.components(Domain)
+    with pytest.raises(PluginError, match="lower-kebab"):
+        with registered(mod, name="badname"):
+            pass
+
+
+def test_a_misnamed_component_skips_only_its_plugin(capsys):
+    class HalfOrder(Reverse):
+        name = "Half_Order"
+
+    def register_order_dynamics(register):
+        register(HalfOrder)
+
+    def register_domains(register):
+        register(ToyDomain)
+
+    mod = module_with("half", register_order_dynamics=hookimpl(register_order_dynamics),
+                      register_domains=hookimpl(register_domains))
+    with registered(mod, name="half", check=False):
+        assert "uniform" in registry.components(OrderDynamics)
+        assert "toy" not in registry.components(Domain), "a skipped plugin lists nothing"
+        assert [f.plugin for f in plugins.failures] == ["half"]
+    err = capsys.readouterr().err
+    assert "plugin 'half' (distribution 'test') was skipped" in err and "Half_Order" in err
+
+
+def test_an_abstract_component_is_refused_naming_the_missing_members():
+    class NoForward(KumaraswamyOrder):
+        name = "no-forward"
+
+    mod = module_with("abstract", register_order_dynamics=hookimpl(
+        lambda register: register(NoForward)))
+    with pytest.raises(PluginError, match="abstract members unimplemented: forward"):
+        with registered(mod, name="abstract"):
+            pass
+
+
+def test_an_option_without_description_is_refused():
+    class Terse(Reverse):
+        name = "terse"
+
+        class Options(loflex.Options):
+            speed: float = 1.0
+
+    mod = module_with("terse", register_order_dynamics=hookimpl(lambda register: register(Terse)))
+    with pytest.raises(PluginError, match="options speed have no description"):
+        with registered(mod, name="terse"):
+            pass
 
 
 def test_import_failure_names_plugin_and_others_keep_working(monkeypatch, capsys):
@@ -127,10 +186,16 @@ def test_hook_that_raises_is_skipped_and_reported(capsys):
     def register_domains(register):
         raise RuntimeError("boom")
 
-    with registered(module_with("raiser", register_domains=hookimpl(register_domains)),
-                    name="raiser"):
+    def register_order_dynamics(register):
+        register(Reverse)
+
+    raiser = module_with("raiser", register_domains=hookimpl(register_domains),
+                         register_order_dynamics=hookimpl(register_order_dynamics))
+    with registered(raiser, name="raiser", check=False):
         table = registry.components(Domain)
         assert "sequences" in table
+        assert "test-reverse" not in registry.components(OrderDynamics), \
+            "a plugin whose hook raised lists none of its components"
         with pytest.raises(UnknownComponentError, match="failed to load: raiser"):
             registry.get(Domain, "missing")
     assert "boom" in capsys.readouterr().err

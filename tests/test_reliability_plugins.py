@@ -15,7 +15,7 @@ import textwrap
 import pytest
 from loflex import plugins, registry
 from loflex.domain import Domain
-from loflex.errors import PluginError, UnknownComponentError
+from loflex.errors import UnknownComponentError
 from loflex.order import OrderDynamics
 
 MODULES = {
@@ -28,12 +28,17 @@ MODULES = {
             raise RuntimeError("the data index is unreachable")
     """),
     "fake_good": textwrap.dedent("""
+        import torch
         from loflex.hookspecs import hookimpl
-        from loflex.order import KumaraswamyOrder
+        from loflex.order import KumaraswamyOrder, TokenRates
 
         class Backwards(KumaraswamyOrder):
             \"\"\"A fixed test order.\"\"\"
             name = "fake-backwards"
+
+            def forward(self, batch, t):
+                ones = torch.ones(batch.x_1.shape)
+                return TokenRates(b_in=ones, b_um=ones)
 
         @hookimpl
         def register_order_dynamics(register):
@@ -108,12 +113,23 @@ def test_asking_for_a_component_of_a_failed_plugin(site, monkeypatch):
     assert message.endswith("Install the plugin that provides it or pick a registered name")
 
 
-def test_misspelt_hook_names_plugin_distribution_and_the_hooks(site, monkeypatch):
-    with pytest.raises(PluginError) as info:
-        load(monkeypatch, ["fake-misspelt"])
-    message = info.value.message
-    assert "plugin 'fake-misspelt' (loflex-fake-misspelt 1.2.3)" in message
+def test_misspelt_hook_names_plugin_distribution_and_the_hooks(site, monkeypatch, capsys):
+    pm = load(monkeypatch, ["fake-misspelt", "fake-good"])
+    failed = {f.plugin: f for f in plugins.failures}
+    assert failed["fake-misspelt"].distribution == "loflex-fake-misspelt 1.2.3"
+    message = failed["fake-misspelt"].problem
     assert "register_domain" in message and "register_domains" in message
+    assert not pm.has_plugin("fake-misspelt")
+    assert "fake-backwards" in registry.components(OrderDynamics), "the others keep working"
+    assert "plugin 'fake-misspelt' (distribution 'loflex-fake-misspelt 1.2.3')" in \
+        capsys.readouterr().err
+
+
+def test_a_load_name_that_matches_nothing_is_warned_about(site, monkeypatch, capsys):
+    load(monkeypatch, ["fake-good", "fake-goood"])
+    err = capsys.readouterr().err
+    assert "LOFLEX_LOAD_PLUGINS names 'fake-goood'" in err and "fake-good" in err
+    assert "'fake-good'," not in err.split("installed:")[0], "a matching name is not warned"
 
 
 def test_plugins_not_allowed_are_never_imported(site, monkeypatch):

@@ -12,14 +12,13 @@ from loflex.errors import (
     TrainingError,
     UnknownComponentError,
 )
-from loflex.generator import Generator, Prediction
+from loflex.generator import Generator, Prediction, Trunk, TrunkOutput
 from loflex.hookspecs import hookimpl
 from loflex.inference import Loaded, load
 from loflex.order import EventTimes, KumaraswamyOrder, OrderDynamics, StateLogProbs, TokenRates
 from loflex.registry import build, components
+from loflex.version import __version__
 from loflex.vocab import Vocabulary
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Batch",
@@ -45,8 +44,11 @@ __all__ = [
     "TokenRates",
     "TrainConfig",
     "TrainingError",
+    "Trunk",
+    "TrunkOutput",
     "UnknownComponentError",
     "Vocabulary",
+    "__version__",
     "build",
     "collate",
     "components",

@@ -34,6 +34,7 @@ from safetensors.torch import load_file, save_file
 
 from loflex.errors import CheckpointError, LoflexError
 from loflex.rundir import excerpt, kind_of, open_regular, read_head, refuse_link
+from loflex.version import __version__
 
 FORMAT_NAME = "loflex-checkpoint"
 FORMAT_VERSION = 1
@@ -293,8 +294,6 @@ def format_version(state: dict, directory: Path) -> int:
         )
     version = int(match.group(1) or 1)
     if version > FORMAT_VERSION:
-        from loflex import __version__
-
         raise CheckpointError(
             f"'{directory}' is a version {version} checkpoint, but loflex {__version__} reads "
             f"checkpoint versions up to {FORMAT_VERSION}; upgrade loflex to load it"

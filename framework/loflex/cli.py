@@ -10,40 +10,57 @@ from __future__ import annotations
 
 import argparse
 import errno
-import importlib
+import os
 import sys
 
-from loflex.errors import LoflexError
-
-COMMAND_MODULES = (
-    "loflex.commands.info",
-    "loflex.commands.model",
-    "loflex.commands.experiment",
-    "loflex.commands.bench",
-    "loflex.commands.order",
-    "loflex.commands.report",
-    "loflex.commands.models",
-    "loflex.commands.diagnose",
+from loflex import plugins
+from loflex.commands import (
+    Commands,
+    add_set_option,
+    bench,
+    diagnose,
+    experiment,
+    info,
+    model,
+    models,
+    order,
+    report,
 )
+from loflex.errors import LoflexError
+from loflex.version import __version__
+
+COMMAND_MODULES = (info, model, experiment, bench, order, report, models, diagnose)
+SIGPIPE_STATUS = 141  # 128 + SIGPIPE, what a shell reports for a tool whose reader left
+
+__all__ = ["add_set_option", "build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Return the argument parser with every sub-command."""
+    """Return the argument parser with every sub-command, the plugins' included."""
     parser = argparse.ArgumentParser(
         prog="loflex",
         description="Insertion-based sequence generation with learnable order dynamics.",
     )
-    parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument("--version", action="version", version=f"loflex {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).add_commands(sub)
+    for module in COMMAND_MODULES:
+        module.add_commands(sub)
+    add_plugin_commands(Commands(sub))
     return parser
 
 
-def _version() -> str:
-    from loflex import __version__
-
-    return f"loflex {__version__}"
+def add_plugin_commands(commands: Commands) -> None:
+    """Call every plugin's ``register_commands``; a plugin whose hook raises is skipped."""
+    pm = plugins.get_plugin_manager()
+    for impl in pm.hook.register_commands.get_hookimpls():
+        if plugins.has_failed(impl.plugin_name):
+            continue
+        try:
+            impl.function(commands=commands)
+        except Exception as exc:  # one broken plugin must not take the CLI down
+            plugins.record_failure(
+                impl.plugin_name, plugins.distributions.get(impl.plugin_name, "unknown distribution"),
+                f"hook register_commands raised {type(exc).__name__}: {exc}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         result = args.handler(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return closed_pipe()
     except LoflexError as exc:
         print(exc.render(), file=sys.stderr)
         return 1
@@ -97,10 +117,18 @@ def os_error_message(exc: OSError) -> str | None:
     return f"{exc.strerror or 'operating system error'}{where}; {fix}"
 
 
-def add_set_option(parser: argparse.ArgumentParser) -> None:
-    """Add the repeatable ``--set section.key=value`` override option."""
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE", help="override a run setting, e.g. train.lr=3e-4")
+def closed_pipe() -> int:
+    """End quietly when the reader of stdout has gone (``loflex components | head``).
+
+    stdout is pointed at the null device so that the interpreter's last flush does not
+    fail again.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+    return SIGPIPE_STATUS
 
 
 if __name__ == "__main__":

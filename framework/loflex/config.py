@@ -9,21 +9,12 @@ from typing import Any, Literal
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
+from loflex import registry
+from loflex.contracts.options import ComponentSpec, Options
 from loflex.errors import ConfigError
 
-
-class Options(BaseModel):
-    """Base of every component's options: unknown keys and non-finite floats are errors."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-
-class ComponentSpec(BaseModel):
-    """Which registered component to build, and its options."""
-
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(description="Registered component name, e.g. 'kumaraswamy'.")
-    options: dict[str, Any] = Field(default_factory=dict, description="The component's options.")
+__all__ = ["ComponentSpec", "Options", "Run", "SampleConfig", "TrainConfig", "load_run",
+           "validate_run"]
 
 
 class TrainConfig(Options):
@@ -138,17 +129,8 @@ class Run(BaseModel):
     sample: SampleConfig = Field(default_factory=SampleConfig)
     seed: int = Field(0, ge=0, lt=2**32, description="Seed of every random draw (0 to 2**32 - 1).")
 
-    @pydantic.model_validator(mode="after")
-    def _validate_components(self) -> Run:
-        from loflex import registry
-        from loflex.domain import Domain
-        from loflex.generator import Generator
-        from loflex.order import OrderDynamics
 
-        for base, spec in ((Domain, self.domain), (OrderDynamics, self.order),
-                           (Generator, self.generator)):
-            spec.options = registry.validate_options(base, spec.name, spec.options).model_dump()
-        return self
+SECTIONS: dict[str, type[BaseModel]] = {"train": TrainConfig, "sample": SampleConfig}
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -196,9 +178,12 @@ def read_toml(path: str | Path) -> dict[str, Any]:
 
 
 def validate_run(data: dict[str, Any]) -> Run:
-    """Validate a run dictionary, turning pydantic errors into a ConfigError."""
-    from loflex.registry import format_error
+    """Validate a run dictionary: its settings, then its components against the registry.
 
+    The settings are checked by pydantic (errors become one ConfigError); then
+    :func:`loflex.registry.validate_components` checks every component's name and options
+    (normalising them to their full form) and that the order and the domain fit together.
+    """
     if not isinstance(data, dict):
         raise ConfigError("a run config must be a table of sections (domain, order, ...)")
     for section, default in (("order", "kumaraswamy"), ("generator", "transformer")):
@@ -210,10 +195,24 @@ def validate_run(data: dict[str, Any]) -> Run:
             "(`loflex components` lists them)"
         )
     try:
-        return Run.model_validate(data)
+        run = Run.model_validate(data)
     except pydantic.ValidationError as exc:
-        lines = [format_error(err) for err in exc.errors()]
-        raise ConfigError(f"invalid run config: {lines[0]}", details=lines[1:]) from None
+        raise settings_error(exc) from None
+    registry.validate_components(run)
+    return run
+
+
+def settings_error(exc: pydantic.ValidationError) -> ConfigError:
+    """Turn a run's pydantic error into a ConfigError; an unknown key lists the valid ones."""
+    errors = exc.errors()
+    lines = [registry.format_error(err) for err in errors]
+    first = errors[0]
+    if first["type"] == "extra_forbidden" and len(first["loc"]) == 2:
+        section = first["loc"][0]
+        model = SECTIONS.get(section)
+        if model is not None:
+            lines[0] += f"; the {section} settings are {', '.join(model.model_fields)}"
+    return ConfigError(f"invalid run config: {lines[0]}", details=lines[1:])
 
 
 def load_run(path: str | Path | None = None, overrides: list[str] | None = None) -> Run:

@@ -1,17 +1,25 @@
 """The plugin hooks of loflex.
 
-Each hook receives a ``register`` callback. The three component hooks call it once per
-class they provide: classes are registered, not instances; each has a lower-kebab
-``name`` and a nested pydantic ``Options`` model. Built-in components are
-registered through these same hooks (see :mod:`loflex.default_plugins`).
-``register_pretrained`` calls it once per pretrained model folder the plugin ships.
+Each registration hook receives a ``register`` callback. The three component hooks
+call it once per class they provide: classes are registered, not instances; each has a
+lower-kebab ``name`` and a nested pydantic ``Options`` model whose every field has a
+description. Built-in components are registered through these same hooks (see
+:mod:`loflex.default_plugins`). ``register_pretrained`` calls it once per pretrained
+model folder the plugin ships. ``register_commands`` receives the command table instead.
+
+A plugin whose hook raises or registers something invalid is skipped with a warning
+naming it and its distribution; the other plugins keep working.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pluggy
+
+if TYPE_CHECKING:
+    from loflex.commands import Commands
 
 hookspec = pluggy.HookspecMarker("loflex")
 hookimpl = pluggy.HookimplMarker("loflex")
@@ -78,4 +86,23 @@ def register_pretrained(register: Callable[..., None]) -> None:
         def register_pretrained(register):
             register("protein-peptides-flexmdm", package=__package__,
                      description="FlexMDM on the bundled peptides, 1 layer, width 32")
+    """
+
+
+@hookspec
+def register_commands(commands: Commands) -> None:
+    """Add sub-commands to ``loflex``, or options to its existing commands.
+
+    Called once when the command line is built. ``commands.add(name, help=...,
+    handler=...)`` returns the new command's ``argparse`` parser; ``handler(args)`` runs
+    it and returns the exit status. ``commands.parser(name)`` returns an existing
+    command's parser, to add an option that the plugin's domain understands.
+
+    Example::
+
+        @hookimpl
+        def register_commands(commands):
+            commands.parser("sample").add_argument(
+                "--fragment", dest="prompt", help="molecule fragment to grow from "
+                "(the same as --prompt)")
     """

@@ -78,27 +78,47 @@ def allowed_plugins() -> set[str] | None:
 def load_entry_points(pm: pluggy.PluginManager, entry_points=None) -> None:
     """Import and register the plugins of the ``loflex`` entry-point group.
 
-    A plugin whose import fails is recorded in :data:`failures` with a warning on
-    stderr; the others keep loading. A plugin implementing a hook that does not
-    exist raises :class:`PluginError`.
+    A plugin whose import fails, or which implements a hook that does not exist, is
+    recorded in :data:`failures` with a warning on stderr and left out; the others keep
+    loading. A name in ``LOFLEX_LOAD_PLUGINS`` that no entry point has gets a warning
+    listing the installed ones.
     """
     if entry_points is None:
         entry_points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    entry_points = list(entry_points)
     allowed = allowed_plugins()
+    if allowed is not None:
+        warn_unmatched(allowed, [ep.name for ep in entry_points])
     for ep in entry_points:
         if allowed is not None and ep.name not in allowed:
             continue
         if pm.has_plugin(ep.name):
             continue
-        dist = _distribution_name(ep)
-        try:
-            plugin = ep.load()
-        except Exception as exc:  # a broken third-party plugin must not stop the others
-            record_failure(ep.name, dist, f"import failed: {type(exc).__name__}: {exc}")
-            continue
-        pm.register(plugin, name=ep.name)
-        distributions[ep.name] = dist
+        _load_one(pm, ep)
+
+
+def _load_one(pm: pluggy.PluginManager, ep) -> None:
+    """Import and register one entry point; record (never raise) its failure."""
+    dist = _distribution_name(ep)
+    try:
+        plugin = ep.load()  # plugin loading: the one place loflex imports by name
+    except Exception as exc:  # a broken third-party plugin must not stop the others
+        record_failure(ep.name, dist, f"import failed: {type(exc).__name__}: {exc}")
+        return
+    pm.register(plugin, name=ep.name)
+    distributions[ep.name] = dist
+    try:
         check_hooks(pm, ep.name)
+    except PluginError as exc:
+        record_failure(ep.name, dist, exc.message)
+
+
+def warn_unmatched(allowed: set[str], names: list[str]) -> None:
+    """Warn on stderr about ``LOFLEX_LOAD_PLUGINS`` names that no entry point has."""
+    for name in sorted(allowed - set(names)):
+        installed = ", ".join(sorted(set(names))) or "none"
+        print(f"Warning: LOFLEX_LOAD_PLUGINS names '{name}', but no installed plugin has that "
+              f"entry-point name (installed: {installed}); check the spelling", file=sys.stderr)
 
 
 def check_hooks(pm: pluggy.PluginManager, name: str) -> None:
@@ -112,6 +132,16 @@ def check_hooks(pm: pluggy.PluginManager, name: str) -> None:
             f"plugin '{name}' ({distributions.get(name, 'unknown distribution')}) "
             f"implements a hook that does not exist: {exc}; the hooks are {known}"
         ) from None
+
+
+def has_failed(plugin: str) -> bool:
+    """Whether ``plugin`` was skipped (import, hook or registration failure)."""
+    return any(f.plugin == plugin for f in failures)
+
+
+def forget(plugin: str) -> None:
+    """Drop the recorded failures of ``plugin`` (an in-test plugin leaving)."""
+    failures[:] = [f for f in failures if f.plugin != plugin]
 
 
 def record_failure(plugin: str, distribution: str, problem: str) -> None:
@@ -133,10 +163,12 @@ def _distribution_name(ep) -> str:
 
 
 def plugin_infos() -> list[dict]:
-    """Describe every loaded plugin: name, distribution and the hooks it implements."""
+    """Describe every loaded plugin (not the skipped ones): name, distribution, hooks."""
     pm = get_plugin_manager()
     infos = []
     for name, plugin in pm.list_name_plugin():
+        if has_failed(name):
+            continue
         hooks = sorted(impl.name for impl in pm.get_hookcallers(plugin) or [])
         infos.append({"name": name, "distribution": distributions.get(name, "?"), "hooks": hooks})
     return infos

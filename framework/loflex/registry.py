@@ -6,6 +6,7 @@ inside a test is seen at once.
 
 from __future__ import annotations
 
+import inspect
 import re
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -13,10 +14,16 @@ from typing import Any, TypeVar
 import pydantic
 
 from loflex import plugins
+from loflex.contracts import Domain, Generator, OrderDynamics, undocumented_options
 from loflex.errors import ConfigError, PluginError, UnknownComponentError
 
 T = TypeVar("T")
 NAME_PATTERN = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+KINDS: dict[type, tuple[str, str]] = {
+    Generator: ("register_generators", "generator"),
+    OrderDynamics: ("register_order_dynamics", "order dynamics"),
+    Domain: ("register_domains", "domain"),
+}
 
 
 @dataclass(frozen=True)
@@ -28,70 +35,140 @@ class Registration:
     distribution: str
 
 
-def _kinds() -> dict[type, tuple[str, str]]:
-    from loflex.domain import Domain
-    from loflex.generator import Generator
-    from loflex.order import OrderDynamics
-
-    return {
-        Generator: ("register_generators", "generator"),
-        OrderDynamics: ("register_order_dynamics", "order dynamics"),
-        Domain: ("register_domains", "domain"),
-    }
-
-
 def kind_of(base: type) -> str:
     """Return the human name of a component base class ("generator", ...)."""
-    return _kinds()[base][1]
+    return KINDS[base][1]
 
 
 def registrations(base: type) -> dict[str, Registration]:
     """Collect every class registered for ``base`` through its hook.
 
-    Raises:
-        PluginError: a registered class is not a subclass of ``base``, has no valid
-            ``name``, or its name is already taken by another plugin.
+    Every component hook of every plugin runs on each call (tables are never cached). A
+    plugin whose hook raises or registers something invalid (not a subclass of the base,
+    abstract members left, a bad name, an option without a description, a name another
+    plugin took first) is skipped as a whole: recorded in ``loflex.plugins.failures``
+    with a warning naming it and its distribution, and none of its components listed.
     """
-    hook_name, kind = _kinds()[base]
+    return _tables()[base]
+
+
+def _tables() -> dict[type, dict[str, Registration]]:
+    """Build the three component tables, leaving out every plugin that fails."""
+    offered = _offered()
+    tables: dict[type, dict[str, Registration]] = {base: {} for base in KINDS}
+    for plugin, (dist, classes) in offered.items():
+        if plugins.has_failed(plugin):
+            continue
+        problem = _first_clash(tables, plugin, classes)
+        if problem is not None:
+            plugins.record_failure(plugin, dist, problem)
+            continue
+        for base, cls in classes:
+            tables[base][cls.name] = Registration(cls, plugin, dist)
+    return tables
+
+
+def _offered() -> dict[str, tuple[str, list[tuple[type, type]]]]:
+    """Run every component hook; return plugin -> (distribution, [(base, class), ...]).
+
+    A plugin whose hook raises or registers an invalid class is recorded as failed.
+    """
     pm = plugins.get_plugin_manager()
-    table: dict[str, Registration] = {}
-    for impl in getattr(pm.hook, hook_name).get_hookimpls():
-        plugin = impl.plugin_name
-        dist = plugins.distributions.get(plugin, "unknown distribution")
-
-        def register(cls: type, _plugin: str = plugin, _dist: str = dist) -> None:
-            _check_class(cls, base, kind, hook_name, _plugin)
-            if cls.name in table:
-                other = table[cls.name]
-                raise PluginError(
-                    f"{kind} name '{cls.name}' is registered twice: by plugin '{other.plugin}' "
-                    f"({other.cls.__module__}.{other.cls.__qualname__}) and by plugin "
-                    f"'{_plugin}' ({cls.__module__}.{cls.__qualname__}); rename one of them"
-                )
-            table[cls.name] = Registration(cls, _plugin, _dist)
-
-        kwargs = {"register": register} if "register" in impl.argnames else {}
-        try:
-            impl.function(**kwargs)
-        except PluginError:
-            raise
-        except Exception as exc:  # one broken plugin must not hide the others
-            plugins.record_failure(plugin, dist, f"hook {hook_name} raised {type(exc).__name__}: {exc}")
-    return table
+    offered: dict[str, tuple[str, list[tuple[type, type]]]] = {}
+    for base, (hook_name, _) in KINDS.items():
+        for impl in getattr(pm.hook, hook_name).get_hookimpls():  # registration order
+            plugin = impl.plugin_name
+            dist = plugins.distributions.get(plugin, "unknown distribution")
+            classes = offered.setdefault(plugin, (dist, []))[1]
+            if plugins.has_failed(plugin):
+                continue
+            try:
+                classes.extend((base, cls) for cls in hook_classes(impl, base))
+            except PluginError as exc:
+                plugins.record_failure(plugin, dist, exc.message)
+            except Exception as exc:  # one broken plugin must not hide the others
+                plugins.record_failure(
+                    plugin, dist, f"hook {hook_name} raised {type(exc).__name__}: {exc}")
+    return offered
 
 
-def _check_class(cls: Any, base: type, kind: str, hook: str, plugin: str) -> None:
+def hook_classes(impl, base: type) -> list[type]:
+    """Call one hook implementation and return the classes it registered, each checked.
+
+    Raises:
+        PluginError: a registered class breaks the rules (names the plugin and the fix).
+    """
+    hook_name, kind = KINDS[base]
+    found: list[type] = []
+
+    def register(cls: type) -> None:
+        check_class(cls, base, kind, hook_name)
+        found.append(cls)
+
+    kwargs = {"register": register} if "register" in impl.argnames else {}
+    impl.function(**kwargs)
+    return found
+
+
+def _first_clash(tables, plugin: str, classes: list[tuple[type, type]]) -> str | None:
+    """Return why ``plugin``'s classes cannot join ``tables`` (a name taken), or None."""
+    seen: dict[tuple[type, str], type] = {}
+    for base, cls in classes:
+        kind = kind_of(base)
+        here = f"{cls.__module__}.{cls.__qualname__}"
+        if cls.name in tables[base]:
+            other = tables[base][cls.name]
+            return (f"{kind} name '{cls.name}' ({here}) is already registered by plugin "
+                    f"'{other.plugin}' ({other.cls.__module__}.{other.cls.__qualname__}); "
+                    "rename one of them")
+        if (base, cls.name) in seen:
+            return f"{kind} name '{cls.name}' is registered twice by this plugin; rename one"
+        seen[(base, cls.name)] = cls
+    return None
+
+
+def check_class(cls: Any, base: type, kind: str, hook: str) -> None:
+    """Raise PluginError unless ``cls`` may be registered as a ``kind`` through ``hook``.
+
+    It must subclass ``base``, implement every abstract member, have a lower-kebab
+    ``name`` and describe every option.
+    """
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise PluginError(
-            f"plugin '{plugin}' registered {cls!r} through {hook}, but it is not a subclass of "
+            f"it registered {cls!r} through {hook}, but that is not a subclass of "
             f"loflex.{base.__name__}; register a {base.__name__} subclass"
         )
     name = getattr(cls, "name", None)
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
         raise PluginError(
-            f"plugin '{plugin}' registered {cls.__qualname__} with name {name!r}; "
+            f"it registered {cls.__qualname__} with name {name!r}; "
             "give the class a lower-kebab-case `name` such as 'my-order'"
         )
+    if inspect.isabstract(cls):
+        missing = ", ".join(sorted(cls.__abstractmethods__))
+        raise PluginError(f"it registered {kind} '{name}' ({cls.__qualname__}), which "
+                          "leaves abstract members "
+                          f"unimplemented: {missing}; implement them")
+    undocumented = undocumented_options(cls.Options)
+    if undocumented:
+        raise PluginError(f"it registered {kind} '{name}' whose options "
+                          f"{', '.join(undocumented)} have no description; give every option "
+                          "Field(..., description=\"...\")")
+
+
+def check_plugin(plugin: str) -> None:
+    """Build the component tables and raise if ``plugin`` was skipped.
+
+    For tests (``loflex.testing.registered``): a plugin author sees the error itself
+    instead of a warning and a missing component.
+
+    Raises:
+        PluginError: the plugin's hook raised or registered something invalid.
+    """
+    _tables()
+    for failure in plugins.failures:
+        if failure.plugin == plugin:
+            raise PluginError(f"plugin '{plugin}' was skipped: {failure.problem}")
 
 
 def components(base: type[T]) -> dict[str, type[T]]:
@@ -168,6 +245,35 @@ def build(base: type[T], spec: Any, **deps: Any) -> T:
     name, options = _name_and_options(spec)
     cls = get(base, name)
     return cls(validate_options(base, name, options), **deps)
+
+
+def validate_components(run: Any) -> None:
+    """Check the components of a validated run and normalise their options in place.
+
+    Every component's name must be registered and its options valid (they are replaced by
+    their full form, defaults included); an order that reads an order hint needs a domain
+    that provides one.
+
+    Raises:
+        UnknownComponentError: a name is not registered (lists the registered ones).
+        ConfigError: invalid options, or an order and a domain that do not fit together.
+    """
+    for base, spec in ((Domain, run.domain), (OrderDynamics, run.order),
+                       (Generator, run.generator)):
+        spec.options = validate_options(base, spec.name, spec.options).model_dump()
+    check_order_hint(get(OrderDynamics, run.order.name), get(Domain, run.domain.name))
+
+
+def check_order_hint(order_cls: type, domain_cls: type) -> None:
+    """Raise ConfigError when the order reads an order hint the domain does not provide."""
+    if order_cls.needs_order_hint and not domain_cls.provides_order_hint:
+        with_hint = sorted(name for name, cls in components(Domain).items()
+                           if cls.provides_order_hint)
+        raise ConfigError(
+            f"order '{order_cls.name}' reads a per-token order hint, which domain "
+            f"'{domain_cls.name}' does not provide; pick a domain that does "
+            f"({', '.join(with_hint) or 'none installed'}) or another order"
+        )
 
 
 def owner(base: type, name: str) -> Registration:

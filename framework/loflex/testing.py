@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from pydantic import Field
 
-from loflex import plugins
+from loflex import plugins, registry
 from loflex.batch import collate
 from loflex.config import Options
 from loflex.domain import SPLITS, Domain, Example, Generated
@@ -29,8 +29,12 @@ from loflex.vocab import BOS, EOS, MASK, PAD, SPECIAL_TOKENS, Vocabulary
 
 
 @contextlib.contextmanager
-def registered(plugin: object, name: str | None = None) -> Iterator[object]:
+def registered(plugin: object, name: str | None = None, *, check: bool = True) -> Iterator[object]:
     """Register ``plugin`` (a module or object with hook implementations) for a block.
+
+    With ``check`` (the default) its component hooks run at once and a problem (a hook
+    that raises, an invalid class, a name already taken) raises :class:`PluginError`
+    here, instead of the warning and skip an installed plugin gets.
 
     Example::
 
@@ -43,11 +47,14 @@ def registered(plugin: object, name: str | None = None) -> Iterator[object]:
     plugins.distributions[name] = "test"
     try:
         plugins.check_hooks(pm, name)
+        if check:
+            registry.check_plugin(name)
         yield plugin
     finally:
         if pm.has_plugin(name):
             pm.unregister(name=name)
         plugins.distributions.pop(name, None)
+        plugins.forget(name)
 
 
 class ToyDomain(Domain):
@@ -142,8 +149,8 @@ def _check_example(domain: Domain, ex: Example) -> None:
         assert not special & set(part), "examples must not contain special tokens"
     assert len(ex.prompt) <= domain.max_prompt_length, "prompt longer than max_prompt_length"
     assert len(ex.target) <= domain.max_target_length, "target longer than max_target_length"
-    if ex.side is not None:
-        assert len(ex.side) == len(ex.target), "side needs one value per target token"
+    if ex.order_hint is not None:
+        assert len(ex.order_hint) == len(ex.target), "order_hint needs one value per target token"
     assert domain.encode(domain.to_text(ex.target)) == list(ex.target), "text round trip failed"
 
 
@@ -180,8 +187,8 @@ def check_order_dynamics(order: OrderDynamics, examples: Sequence[Example] | Non
     The state frequencies of ``draws`` event-time samples must match the closed-form
     state probabilities within five binomial standard errors.
     """
-    examples = examples or [Example(target=[4, 5, 6, 7], prompt=[8, 9], side=[1, 2, 2, 1]),
-                            Example(target=[5, 6], side=[0, 0])]
+    examples = examples or [Example(target=[4, 5, 6, 7], prompt=[8, 9], order_hint=[1, 2, 2, 1]),
+                            Example(target=[5, 6], order_hint=[0, 0])]
     batch = collate(examples)
     t = torch.tensor([0.3, 0.7], dtype=torch.float64)[: len(examples)]
     with torch.no_grad():

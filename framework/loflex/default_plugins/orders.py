@@ -18,11 +18,11 @@ from pydantic import Field, model_validator
 from torch import nn
 
 from loflex import schedule
-from loflex.batch import Batch
-from loflex.config import Options
+from loflex.contracts import Batch, EventTimes, Options, TokenRates, shared_trunk
+from loflex.default_plugins.transformer import ScalarRateHead, Trunk
 from loflex.errors import ConfigError
 from loflex.hookspecs import hookimpl
-from loflex.order import EventTimes, KumaraswamyOrder, TokenRates
+from loflex.order import KumaraswamyOrder
 
 
 def _float_dtype(t: torch.Tensor) -> torch.dtype:
@@ -184,15 +184,9 @@ class KumaraswamyDynamics(_SampledKumaraswamy):
                  vocab_size: int = 0, max_length: int = 0):
         super().__init__(options, generator=generator, vocab_size=vocab_size,
                          max_length=max_length)
-        from loflex.default_plugins.transformer import ScalarRateHead, Trunk
-
         self.a = options.a
         if options.backbone == "shared":
-            trunk = getattr(generator, "trunk", None)
-            if trunk is None:
-                raise ConfigError("kumaraswamy: backbone 'shared' needs a generator with a "
-                                  "'trunk'; use backbone = 'separate'")
-            object.__setattr__(self, "_shared_trunk", trunk)
+            object.__setattr__(self, "_shared_trunk", shared_trunk(generator, "kumaraswamy"))
         else:
             if vocab_size <= 0:
                 raise ConfigError("kumaraswamy: vocab_size must be positive to build the "
@@ -208,7 +202,8 @@ class KumaraswamyDynamics(_SampledKumaraswamy):
 
     @property
     def backbone(self) -> nn.Module:
-        """The trunk the auxiliary network runs (its own or the generator's)."""
+        """The :class:`loflex.contracts.Trunk` the auxiliary network runs (its own or the
+        generator's)."""
         shared = self.__dict__.get("_shared_trunk")
         return self.trunk if shared is None else shared
 

@@ -11,7 +11,6 @@ the compacted ``x_t``, so padding anywhere in a row changes nothing.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -19,26 +18,12 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import nn
 
-from loflex.config import Options
+from loflex.contracts import Generator, Options, Prediction, TrunkOutput
 from loflex.errors import ConfigError
-from loflex.generator import Generator, Prediction
 from loflex.hookspecs import hookimpl
 
 ACTIVATIONS = {"relu": lambda: nn.ReLU(inplace=True), "gelu": lambda: nn.GELU(approximate="tanh")}
 BLOCK_FORMS = ("pre-norm", "reference")
-
-
-@dataclass
-class TrunkOutput:
-    """What the trunk computes.
-
-    Attributes:
-        hidden: (B, L, D) final hidden states (before any head's norm).
-        cond: (B, C) the time condition ``c`` fed to every adaLN modulation.
-    """
-
-    hidden: torch.Tensor
-    cond: torch.Tensor
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:

@@ -132,5 +132,5 @@ class StarExamples(Sequence[Example]):
         return Example(
             target=self._target[t0:t1].tolist(),
             prompt=self._prompt[p0:p1].tolist(),
-            side=self.arrays.side[t0:t1].astype(float).tolist(),
+            order_hint=self.arrays.side[t0:t1].astype(float).tolist(),
         )

@@ -28,16 +28,18 @@ class StarGraphDomain(Domain):
     - prompt: the shuffled edges ``u1 v1 u2 v2 ...`` (each in path direction), then
       ``source goal``; the core adds BOS after it;
     - target: the path as consecutive edges ``p0 p1 p1 p2 ... p_{k-1} p_k``; the core adds EOS;
-    - side (``Example.side``): per target token, the distance in edges of its edge from
-      the junction (the centre node): 0 for an edge touching the centre, growing toward
-      both path ends; the two tokens of an edge share the value. Orders such as
-      ``star-oracle`` read it as ``Batch.side``.
+    - order hint (``Example.order_hint``): per target token, the distance in edges of its
+      edge from the junction (the centre node): 0 for an edge touching the centre, growing
+      toward both path ends; the two tokens of an edge share the value. Orders such as
+      ``star-oracle`` read it as ``Batch.order_hint``.
 
     Splits are drawn from disjoint seed-derived random streams, so a split does not
     depend on the sizes of the others, and are cached on disk as ``.npz`` files.
     """
 
     name = "star-graph"
+    provides_order_hint = True
+    headline_metric = "exact_match"
 
     class Options(config.Options):
         difficulty: Literal["easy", "medium", "hard"] = Field(
@@ -159,6 +161,6 @@ class StarGraphDomain(Domain):
         if None not in nodes and len(nodes) >= 2 and len(nodes) % 2 == 0:
             edges, source, goal = split_prompt(nodes)
             info.update(source=source, goal=goal, edges=len(edges))
-        if example.side is not None:
-            info["side"] = list(example.side)
+        if example.order_hint is not None:
+            info["order_hint"] = list(example.order_hint)
         return info

@@ -149,7 +149,7 @@ def insertion_panels(example: Example, orders: Mapping[str, object],
     """Return ``{name: (example, median insertion time per target token)}`` for each order.
 
     Args:
-        example: a star-graph example (its ``side`` feeds orders such as ``star-oracle``).
+        example: a star-graph example (its ``order_hint`` feeds orders such as ``star-oracle``).
         orders: ``{name: OrderDynamics or loflex Model}``.
         grid: times t each order is evaluated at.
     """

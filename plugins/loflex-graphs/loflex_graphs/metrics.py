@@ -117,16 +117,16 @@ def reveal_order_correlation(sample: Generated) -> float | None:
     """Return Spearman(edge reveal step, edge junction distance) of one sample, or None.
 
     Edge k of the generated target is revealed at ``max(step[2k], step[2k+1])`` and is
-    given the junction distance of the reference's edge k (``reference.side``); only the
+    given the junction distance of the reference's edge k (``reference.order_hint``); only the
     edges present in both are used. Ideal (ends first, junction last): -1.
     """
     ref = sample.reference
     steps = sample.reveal_step
-    if ref is None or ref.side is None or steps is None or len(steps) != len(sample.tokens):
+    if ref is None or ref.order_hint is None or steps is None or len(steps) != len(sample.tokens):
         return None
     n_edges = min(len(sample.tokens), len(ref.target)) // 2
     edge_steps = [max(steps[2 * k], steps[2 * k + 1]) for k in range(n_edges)]
-    distances = [ref.side[2 * k] for k in range(n_edges)]
+    distances = [ref.order_hint[2 * k] for k in range(n_edges)]
     return spearman(edge_steps, distances)
 
 

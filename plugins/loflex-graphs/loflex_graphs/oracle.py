@@ -13,7 +13,7 @@ from pydantic import Field
 class StarOracleOrder(KumaraswamyOrder):
     """A parameter-free Kumaraswamy order (a = 1, b_um = 1) that inserts far edges first.
 
-    Per target token with junction distance ``d`` (``Batch.side``, as the ``star-graph``
+    Per target token with junction distance ``d`` (``Batch.order_hint``, as the ``star-graph``
     domain provides it) and row maximum ``d_max``:
 
         b_in = exp(sharpness * (d / d_max - 1/2)),
@@ -26,6 +26,7 @@ class StarOracleOrder(KumaraswamyOrder):
 
     name = "star-oracle"
     learned = False
+    needs_order_hint = True
     a = 1.0
 
     class Options(config.Options):
@@ -35,25 +36,27 @@ class StarOracleOrder(KumaraswamyOrder):
         )
 
     def forward(self, batch: Batch, t: torch.Tensor) -> TokenRates:
-        """Return ``b_in`` from the junction distances in ``batch.side`` and ``b_um`` = 1.
+        """Return ``b_in`` from the junction distances in ``batch.order_hint`` and ``b_um`` = 1.
 
         Args:
-            batch: clean batch whose ``side`` (B, L) holds junction distances.
+            batch: clean batch whose ``order_hint`` (B, L) holds junction distances.
             t: (B,) times (unused: the oracle does not depend on t).
 
         Raises:
-            ConfigError: the domain provides no side information.
+            ConfigError: the batch carries no order hint (a run refuses such a domain
+                before training; this guards direct calls).
         """
-        if batch.side is None:
+        if batch.order_hint is None:
             raise ConfigError(
-                "order 'star-oracle' needs a domain that provides per-token side "
-                "information, e.g. star-graph; use such a domain or another order"
+                "order 'star-oracle' needs a domain that provides a per-token order "
+                "hint, e.g. star-graph; use such a domain or another order"
             )
         dtype = t.dtype if t.is_floating_point() else torch.float32
         free = batch.free  # (B, L)
-        side = torch.where(free, batch.side.to(dtype), torch.zeros((), dtype=dtype))  # (B, L)
-        d_max = side.amax(dim=1, keepdim=True)  # (B, 1)
-        frac = torch.where(d_max > 0, side / d_max.clamp_min(1e-12), torch.full_like(side, 0.5))
+        distance = torch.where(free, batch.order_hint.to(dtype), torch.zeros((), dtype=dtype))  # (B, L)
+        d_max = distance.amax(dim=1, keepdim=True)  # (B, 1)
+        frac = torch.where(d_max > 0, distance / d_max.clamp_min(1e-12),
+                           torch.full_like(distance, 0.5))
         b_in = torch.exp(self.options.sharpness * (frac - 0.5))  # (B, L)
         b_in = torch.where(free, b_in, torch.ones_like(b_in))
         return TokenRates(b_in=b_in, b_um=torch.ones_like(b_in))

@@ -22,7 +22,8 @@ STAR_EDGES = [(0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8),
               (0, 9), (9, 10), (10, 11), (11, 12)]
 STAR_PROMPT = ids([n for e in STAR_EDGES for n in e] + [0, 4])
 STAR_PATH = [0, 1, 1, 2, 2, 3, 3, 4]
-STAR_REF = Example(target=ids(STAR_PATH), prompt=STAR_PROMPT, side=[0, 0, 1, 1, 2, 2, 3, 3])
+STAR_REF = Example(target=ids(STAR_PATH), prompt=STAR_PROMPT,
+                   order_hint=[0, 0, 1, 1, 2, 2, 3, 3])
 
 
 def sample(nodes, reveal_step=None, reference=STAR_REF, prompt=STAR_PROMPT):
@@ -126,7 +127,7 @@ def test_domain_examples_scored_perfectly_with_an_oracle_reveal():
     domain = StarGraphDomain(StarGraphDomain.Options(difficulty="hard", cache=False,
                                                      test_size=50))
     samples = [Generated(tokens=ex.target, prompt=ex.prompt, reference=ex,
-                         reveal_step=[-d for d in ex.side])
+                         reveal_step=[-d for d in ex.order_hint])
                for ex in domain.examples("test")]
     m = domain.metrics(samples)
     assert m["exact_match"] == m["valid_path"] == m["token_accuracy"] == 1.0

@@ -6,7 +6,9 @@ import math
 
 import pytest
 import torch
-from loflex import Example, LoflexError, OrderDynamics, collate, registry
+from loflex import ConfigError, Example, LoflexError, OrderDynamics, collate, registry
+from loflex.config import validate_run
+from loflex.testing import check_order_dynamics
 from loflex_graphs.domain import StarGraphDomain
 from loflex_graphs.oracle import StarOracleOrder
 
@@ -42,7 +44,8 @@ def test_b_in_by_hand_on_easy_graphs():
 def test_expected_insertion_times_grow_from_path_ends_to_junction():
     # a = 1: E[T_in] = 1 / (1 + b); path of 5 edges with the centre after node 1
     side = [1, 1, 0, 0, 0, 0, 1, 1, 2, 2]
-    batch = collate([Example(target=[4 + i for i in range(10)], prompt=[20, 21], side=side)])
+    batch = collate([Example(target=[4 + i for i in range(10)], prompt=[20, 21],
+                             order_hint=side)])
     rates = oracle()(batch, torch.tensor([0.2]))
     b = rates.b_in[batch.free]
     mean_t_in = 1 / (1 + b)
@@ -65,21 +68,28 @@ def test_sampled_insertion_times_follow_the_oracle():
 def test_zero_sharpness_is_uniform_and_constant_rows_are_uniform():
     batch = easy_batch()
     assert torch.all(oracle(sharpness=0.0)(batch, torch.zeros(len(batch))).b_in == 1)
-    flat = collate([Example(target=[4, 5], side=[0.0, 0.0])])
+    flat = collate([Example(target=[4, 5], order_hint=[0.0, 0.0])])
     assert torch.all(oracle()(flat, torch.zeros(1)).b_in == 1)
 
 
-def test_missing_side_information_names_the_fix():
+def test_missing_order_hint_names_the_fix():
     batch = collate([Example(target=[4, 5, 6])])
-    assert batch.side is None
+    assert batch.order_hint is None
     with pytest.raises(LoflexError, match="star-graph"):
         oracle()(batch, torch.zeros(1))
 
 
-def test_contract_checks_when_available():
-    testing = pytest.importorskip("loflex.testing")
-    if not hasattr(testing, "check_order_dynamics"):
-        pytest.skip("loflex.testing.check_order_dynamics is not available")
+def test_order_contract_checks():
     domain = StarGraphDomain(StarGraphDomain.Options(cache=False, valid_size=2,
                                                      difficulty="medium"))
-    testing.check_order_dynamics(oracle(), list(domain.examples("valid")), draws=2000)
+    check_order_dynamics(oracle(), list(domain.examples("valid")), draws=2000)
+
+
+def test_a_run_pairing_the_oracle_with_a_domain_without_hints_is_refused(tmp_path):
+    data = tmp_path / "words.txt"
+    data.write_text("abc\nbca\ncab\n")
+    with pytest.raises(ConfigError, match="order 'star-oracle' reads a per-token order hint.*"
+                       "domain 'sequences' does not provide.*star-graph"):
+        validate_run({"domain": {"name": "sequences", "options": {"path": str(data)}},
+                      "order": {"name": "star-oracle"}})
+    validate_run({"domain": {"name": "star-graph"}, "order": {"name": "star-oracle"}})

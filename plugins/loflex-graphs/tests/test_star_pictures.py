@@ -52,8 +52,8 @@ def test_oracle_panel_inserts_path_ends_first(domain):
     panels = insertion_panels(example, {"uniform": UniformOrder(UniformOrder.Options()),
                                         "oracle": StarOracleOrder(StarOracleOrder.Options())})
     assert panels["uniform"][1] == pytest.approx([0.5] * len(example.target), abs=1e-5)
-    d_max = max(example.side)
-    b = [math.exp(4.0 * (d / d_max - 0.5)) for d in example.side]
+    d_max = max(example.order_hint)
+    b = [math.exp(4.0 * (d / d_max - 0.5)) for d in example.order_hint]
     assert panels["oracle"][1] == pytest.approx([1 - 2 ** (-1 / v) for v in b], abs=1e-5)
 
 

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
-from loflex import Domain, Generator, OrderDynamics, SampleConfig, collate, registry
-
-loss = pytest.importorskip("loflex.loss")
-sampler = pytest.importorskip("loflex.sampler")
+from loflex import Domain, Generator, OrderDynamics, SampleConfig, collate, loss, registry, sampler
 
 
 def test_one_training_step_and_sampling_give_star_metrics():

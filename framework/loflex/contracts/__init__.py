@@ -1,0 +1,60 @@
+"""The contracts between loflex and its plugins, in one leaf package.
+
+Everything a plugin implements or receives is declared here: the three component base
+classes (:class:`Domain`, :class:`Generator`, :class:`OrderDynamics`), the data they
+exchange, the pydantic :class:`Options` base, and the protocols of the optional
+capabilities (a shared :class:`Trunk`; drawable, exporting, logit-constrained and
+prompt-parsing domains). This package imports nothing from loflex but the vocabulary and
+the error classes; every other module depends on it, never the other way round.
+"""
+
+from loflex.contracts.domain import (
+    CAPABILITIES,
+    Domain,
+    DrawableDomain,
+    ExportingDomain,
+    LogitConstrainedDomain,
+    PromptParsingDomain,
+    supports,
+)
+from loflex.contracts.examples import SPLITS, Batch, Example, Generated
+from loflex.contracts.generator import (
+    Generator,
+    Prediction,
+    Trunk,
+    TrunkOutput,
+    shared_trunk,
+    trunk_problem,
+)
+from loflex.contracts.options import ComponentSpec, Options, undocumented_options
+from loflex.contracts.order import EventTimes, OrderDynamics, StateLogProbs, TokenRates
+
+COMPONENT_BASES = (Generator, OrderDynamics, Domain)
+
+__all__ = [
+    "CAPABILITIES",
+    "COMPONENT_BASES",
+    "SPLITS",
+    "Batch",
+    "ComponentSpec",
+    "Domain",
+    "DrawableDomain",
+    "EventTimes",
+    "Example",
+    "ExportingDomain",
+    "Generated",
+    "Generator",
+    "LogitConstrainedDomain",
+    "Options",
+    "OrderDynamics",
+    "Prediction",
+    "PromptParsingDomain",
+    "StateLogProbs",
+    "TokenRates",
+    "Trunk",
+    "TrunkOutput",
+    "shared_trunk",
+    "supports",
+    "trunk_problem",
+    "undocumented_options",
+]
