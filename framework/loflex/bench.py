@@ -7,7 +7,6 @@ the fraction of peak holds on a shared machine whose load changes while it runs.
 
 from __future__ import annotations
 
-import contextlib
 import resource
 import statistics
 import time
@@ -15,14 +14,19 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
-from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from loflex.assemble import Model, assemble
 from loflex.batch import Batch
 from loflex.config import Run
 from loflex.data import BatchStream
-from loflex.optim import make_optimizer
+from loflex.runtime import (  # noqa: F401  (compile_networks re-exported)
+    TrainingStep,
+    autocast_for,
+    compile_networks,
+    distributed,
+    uses_bf16,
+)
 
 PROBE_SECONDS = 0.3
 
@@ -126,39 +130,8 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def compile_networks(*modules: nn.Module) -> int:
-    """``torch.compile`` the transformer blocks of ``modules`` in place; return how many.
-
-    Blocks are compiled with dynamic shapes (trimmed widths change every batch) and in
-    place (``Module.compile``), so parameter names and checkpoints are unchanged. A module
-    without transformer blocks (a plugin generator) is compiled whole.
-    """
-    from loflex.default_plugins.transformer import Block
-
-    seen: dict[int, nn.Module] = {}
-    for module in modules:
-        blocks = [m for m in module.modules() if isinstance(m, Block)]
-        trunk = getattr(module, "backbone", None)
-        if isinstance(trunk, nn.Module):
-            blocks += [m for m in trunk.modules() if isinstance(m, Block)]
-        for block in blocks or [module]:
-            seen.setdefault(id(block), block)
-    for block in seen.values():
-        block.compile(dynamic=True)
-    return len(seen)
-
-
-def _bf16(run: Run, device: torch.device) -> bool:
-    return run.train.precision == "bf16" and device.type == "cuda"
-
-
-def autocast_for(run: Run, device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast when ``train.precision`` is bf16 on a GPU (as in training), else a no-op."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=_bf16(run, device))
-
-
 def _probe_dtype(run: Run, device: torch.device) -> torch.dtype:
-    return torch.bfloat16 if _bf16(run, device) else torch.float32
+    return torch.bfloat16 if uses_bf16(run.train, device) else torch.float32
 
 
 def _flops(fn: Callable[[], object]) -> float:
@@ -187,46 +160,39 @@ def _build(run: Run, device: torch.device) -> Model:
     model = assemble(run)
     model.generator.to(device)
     model.order.to(device)
-    if run.train.compile:
-        compile_networks(model.generator, model.order)
     return model
 
 
 def bench_train(run: Run, steps: int, warmup: int, device: torch.device, *,
                 bare: bool = True, nominal_peak_gflops: float = 0.0) -> BenchResult:
-    """Time optimiser steps of ``run`` (loss, backward, AdamW) on real batches.
+    """Time optimiser steps of ``run`` on real batches, exactly as ``loflex train`` runs them.
 
-    Under ``torchrun`` every process runs its own shard with DDP, as ``loflex train``
-    does; throughputs are summed over processes.
+    Each timed step is a call of :class:`loflex.runtime.TrainingStep`, the object
+    ``loflex train`` calls: objective (bf16 autocast on GPU when configured), backward,
+    gradient clipping, the non-finite check, AdamW and the EMA update, with
+    ``train.compile`` and, under ``torchrun``, DDP as in training (one shard per
+    process; throughputs are summed over processes).
     """
-    from loflex.train import Objective, distributed
-
     rank, world = distributed()
     model = _build(run, device)
-    objective: nn.Module = Objective(model, float(model.domain.max_length),
-                                     run.train.loss_normalisation, run.train.time_sampling,
-                                     run.train.time_weighting)
-    if world > 1:
-        objective = nn.parallel.DistributedDataParallel(objective, find_unused_parameters=True)
-    optimizer = make_optimizer([model.generator, model.order], run.train)
+    training_step = TrainingStep(model, run.train, device)
+    training_step.prepare(world)
     stream = iter(BatchStream(model.domain.examples("train"), run.train.batch_size, run.seed,
                               run.train.length_buckets, rank, world))
     rng = torch.Generator(device=device).manual_seed(run.seed + rank)
-    autocast = autocast_for(run, device)
+    untimed = max(1, warmup)
 
-    def step(batch: Batch) -> None:
-        with autocast:
-            terms = objective(batch, rng)
-        optimizer.zero_grad(set_to_none=True)
-        terms.loss.backward()
-        optimizer.step()
+    def step(index: int, batch: Batch) -> None:
+        training_step.set_lr(index)
+        training_step(batch, rng)
 
-    batches = [next(stream).to(device) for _ in range(max(1, warmup) + steps)]
-    flops = _flops(lambda: step(batches[0]))  # the first warm-up step
-    for batch in batches[1:max(1, warmup)]:
-        step(batch)
-    timed = batches[max(1, warmup):]
-    timings = _time_steps([lambda b=b: step(b) for b in timed], device, _probe_dtype(run, device))
+    batches = [next(stream).to(device) for _ in range(untimed + steps)]
+    flops = _flops(lambda: step(0, batches[0]))  # the first warm-up step
+    for index in range(1, untimed):
+        step(index, batches[index])
+    timed = batches[untimed:]
+    timings = _time_steps([lambda i=i, b=b: step(untimed + i, b) for i, b in enumerate(timed)],
+                          device, _probe_dtype(run, device))
     bare_s = 0.0
     if bare:
         bare_s = statistics.median(_time_steps(
@@ -257,12 +223,14 @@ def bench_sample(run: Run, steps: int, warmup: int, device: torch.device, *,
     from loflex.inference import sampling_prompts
 
     model = _build(run, device)
+    if run.train.compile:
+        compile_networks(model.generator, model.order)
     model.generator.eval()
     model.order.eval()
     settings = run.sample
     prompts = sampling_prompts(model, settings, settings.batch_size)
     rng = torch.Generator(device=device).manual_seed(run.seed)
-    autocast = autocast_for(run, device)
+    autocast = autocast_for(run.train, device)
     outputs: list[sampler.SampleOutput] = []
 
     def go() -> None:
@@ -313,5 +281,5 @@ def _result(kind: str, run: Run, timings: _Timings, real_tokens: float, width: i
         bare_step_s=bare, overhead=median / bare - 1 if bare else 0.0,
         threads=torch.get_num_threads(), device=str(device), world_size=world,
         steps=len(timings.wall), batch_size=batch, compiled=run.train.compile,
-        precision="bf16" if _bf16(run, device) else "fp32")
+        precision="bf16" if uses_bf16(run.train, device) else "fp32")
 

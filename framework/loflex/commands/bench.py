@@ -34,7 +34,7 @@ def cmd_bench(args) -> int:
     from loflex.bench import bench_sample, bench_train
     from loflex.commands.model import regular_run_file
     from loflex.errors import ConfigError
-    from loflex.train import distributed, pick_device
+    from loflex.runtime import distributed, pick_device
 
     if args.steps < 1 or args.warmup < 0:
         raise ConfigError("bench needs --steps >= 1 and --warmup >= 0")
