@@ -1,0 +1,125 @@
+"""The one training step that ``loflex train`` and ``loflex bench train`` both run."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from loflex import load_run
+from loflex.assemble import assemble
+from loflex.data import BatchStream
+from loflex.optim import EMA, make_optimizer, named_parameters
+from loflex.runtime import Objective, TrainingStep
+
+TINY = ["domain.name=toy", "domain.options.size=8", "order.name=kumaraswamy",
+        "generator.options.layers=1", "generator.options.width=32", "generator.options.heads=2",
+        "order.options.layers=1", "order.options.width=32", "order.options.heads=2",
+        "train.batch_size=8", "train.grad_clip=0.05", "train.ema=0.9"]
+
+
+def tiny_run(*extra: str):
+    return load_run(None, [*TINY, *extra])
+
+
+def fresh_model(run):
+    torch.manual_seed(0)
+    return assemble(run)
+
+
+def batches(model, run, count: int):
+    stream = iter(BatchStream(model.domain.examples("train"), run.train.batch_size, run.seed,
+                              run.train.length_buckets, 0, 1))
+    return [next(stream) for _ in range(count)]
+
+
+def weights(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in named_parameters(model.modules()).items()}
+
+
+def test_training_step_is_objective_backward_clip_adamw_ema(toy):
+    """Three steps of TrainingStep equal the step written out: objective, backward, clip to
+    train.grad_clip, AdamW at the scheduled rate, EMA of the weights."""
+    run = tiny_run()
+    model, twin = fresh_model(run), fresh_model(run)
+    step = TrainingStep(model, run.train, torch.device("cpu"))
+    step.prepare(1)
+    objective = Objective(twin, float(twin.domain.max_length), run.train.loss_normalisation)
+    optimizer = make_optimizer(list(twin.modules().values()), run.train)
+    ema = EMA(named_parameters(twin.modules()), run.train.ema)
+    rng_a, rng_b = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    for index, batch in enumerate(batches(model, run, 3)):
+        step.set_lr(index)
+        outcome = step(batch, rng_a)
+        for group in optimizer.param_groups:  # warm-up of 100 steps: lr (index + 1) / 100
+            group["lr"] = run.train.lr * (index + 1) / 100
+        loss = objective(batch, rng_b).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        params = [p for p in named_parameters(twin.modules()).values() if p.grad is not None]
+        norm = torch.nn.utils.clip_grad_norm_(params, run.train.grad_clip)
+        optimizer.step()
+        ema.update(named_parameters(twin.modules()))
+        assert outcome.applied
+        assert outcome.loss == float(loss.detach())
+        assert outcome.grad_norm == pytest.approx(float(norm), rel=1e-6)
+        assert outcome.grad_norm > run.train.grad_clip  # the clip was active
+    for name, value in weights(twin).items():
+        assert torch.equal(weights(model)[name], value), name
+    for name, value in ema.shadow.items():
+        assert torch.equal(step.ema.shadow[name], value), name
+    assert step.ema.updates == 3
+
+
+def test_non_finite_step_changes_neither_weights_nor_ema(toy):
+    run = tiny_run()
+    model = fresh_model(run)
+    step = TrainingStep(model, run.train, torch.device("cpu"))
+    step.prepare(1)
+    objective = step.forward
+
+    def poisoned(batch, rng):
+        terms = objective(batch, rng)
+        terms.loss = terms.loss * math.nan
+        return terms
+
+    step.forward = poisoned
+    before, shadow = weights(model), {k: v.clone() for k, v in step.ema.shadow.items()}
+    outcome = step(batches(model, run, 1)[0], torch.Generator().manual_seed(0))
+    assert not outcome.applied and math.isnan(outcome.loss)
+    assert all(torch.equal(weights(model)[k], v) for k, v in before.items())
+    assert all(torch.equal(step.ema.shadow[k], v) for k, v in shadow.items())
+    assert all(p.grad is None for p in model.generator.parameters())
+    assert step.ema.updates == 0
+
+
+def test_ddp_wraps_the_objective_as_training_does(toy, monkeypatch):
+    """No find_unused_parameters: every parameter of a training step gets a gradient."""
+    import loflex.runtime as runtime
+
+    wrapped = []
+    monkeypatch.setattr(runtime.nn.parallel, "DistributedDataParallel",
+                        lambda module, **kwargs: wrapped.append((module, kwargs)) or module)
+    run = tiny_run()
+    step = TrainingStep(fresh_model(run), run.train, torch.device("cpu"))
+    step.prepare(2)
+    assert wrapped == [(step.objective, {})]
+
+
+def test_bench_train_times_the_training_step(toy, monkeypatch):
+    """loflex bench train calls TrainingStep once per step (FLOP count, warm-up, timed)."""
+    import loflex.bench as bench
+
+    calls = []
+
+    class Counted(TrainingStep):
+        def __call__(self, batch, rng=None):
+            outcome = super().__call__(batch, rng)
+            calls.append(self.ema.updates)
+            return outcome
+
+    monkeypatch.setattr(bench, "TrainingStep", Counted)
+    result = bench.bench_train(tiny_run(), steps=2, warmup=2, device=torch.device("cpu"),
+                               bare=False)
+    assert calls == [1, 2, 3, 4]  # every call updated the EMA
+    assert result.steps == 2
