@@ -87,7 +87,8 @@ def main() -> None:
                   for i in range(args.batch_size)]
         batch = collate(chosen)
         grads = parts(model, batch, rng)
-        hint = batch.order_hint
+        hint = getattr(batch, "order_hint", None)
+        hint = batch.side if hint is None else hint
         if hint is None:
             raise SystemExit("this domain gives no per-token order hint")
         for value in hint[batch.free].round().long().unique().tolist():
