@@ -9,9 +9,14 @@ import re
 import struct
 
 import pytest
-from loflex import cli, load_run
+from loflex import cli, load_run, report
 from loflex.domain import Example, Generated
-from loflex.report import order_correlation_figure, rank_correlation, training_curves
+from loflex.report import (
+    order_correlation_figure,
+    order_hint_figure,
+    rank_correlation,
+    training_curves,
+)
 from loflex.train import train
 from loflex.trajectory import read_trajectories
 
@@ -120,12 +125,20 @@ def test_rank_correlation_by_hand():
     assert rank_correlation([1, 1], [1, 2]) is None
 
 
-def test_order_correlation_figure(tmp_path):
-    reference = Example(target=[5, 6, 7, 8], side=[3.0, 2.0, 1.0, 0.0])
+def test_order_hint_figure(tmp_path):
+    reference = Example(target=[5, 6, 7, 8], order_hint=[3.0, 2.0, 1.0, 0.0])
     ends_first = Generated(tokens=[5, 6, 7, 8], reference=reference, reveal_step=[0, 1, 2, 3])
-    result = order_correlation_figure([ends_first, Generated(tokens=[5])], tmp_path / "c.png")
+    result = order_hint_figure([ends_first, Generated(tokens=[5])], tmp_path / "c.png")
     assert result is not None
     path, rho = result
     assert rho == pytest.approx(-1.0)
     assert png_size(path.read_bytes()) == (450, 350)
-    assert order_correlation_figure([Generated(tokens=[5])], tmp_path / "n.png") is None
+    assert order_hint_figure([Generated(tokens=[5])], tmp_path / "n.png") is None
+    assert order_correlation_figure is order_hint_figure, "the former name stays one release"
+
+
+def test_the_report_names_no_plugin():
+    with open(report.__file__, encoding="utf-8") as handle:
+        source = handle.read().lower()
+    for word in ("junction", "star", "graph", "molecule", "smiles"):
+        assert not re.search(rf"\b{word}s?\b", source), f"loflex/report.py mentions '{word}'"

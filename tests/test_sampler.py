@@ -1,4 +1,4 @@
-"""Tests of the tau-leaping sampler (method.md section 5) with deterministic stub generators."""
+"""Tests of the tau-leaping sampler (docs/method.md §5) with deterministic stub generators."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests of the DDiT generator (method.md 4.1) and its rate heads (2.4)."""
+"""Tests of the DDiT generator (docs/method.md §4.1) and its rate heads (2.4)."""
 
 from __future__ import annotations
 

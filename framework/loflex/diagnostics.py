@@ -15,7 +15,7 @@ order, the generator predicts once, and every figure is binned by t into equal b
   error between prediction and target.
 
 For the order: the spread of b_in over the target tokens at a few times, and, where
-examples carry a per-token order hint (``Example.side``), the mean over examples of the
+examples carry a per-token order hint (``Example.order_hint``), the mean over examples of the
 Spearman correlation between each token's median insertion time and its hint.
 """
 
@@ -317,9 +317,9 @@ def b_in_spread(order: OrderDynamics, batches: Sequence[Batch], t: float) -> Spr
 
 def hint_correlation(order: OrderDynamics, examples: Sequence[Example],
                      grid: int = HINT_GRID) -> HintCorrelation | None:
-    """Return the mean Spearman rho of median insertion time against ``Example.side``.
+    """Return the mean Spearman rho of median insertion time against ``Example.order_hint``.
 
-    Examples without side information, or where rho is undefined (fewer than two
+    Examples without an order hint, or where rho is undefined (fewer than two
     tokens, constant hints or constant medians), are left out; None when none is left.
     """
     from loflex.learned_order import insertion_times
@@ -327,10 +327,10 @@ def hint_correlation(order: OrderDynamics, examples: Sequence[Example],
 
     rhos = []
     for example in examples:
-        if example.side is None or len(example.target) < 2:
+        if example.order_hint is None or len(example.target) < 2:
             continue
         medians = insertion_times(order, example, grid=grid).median
-        rho = rank_correlation(medians, list(example.side))
+        rho = rank_correlation(medians, list(example.order_hint))
         if rho is not None and math.isfinite(rho):
             rhos.append(rho)
     if not rhos:
@@ -366,7 +366,7 @@ def diagnose(generator: nn.Module, order: OrderDynamics, batches: Sequence[Batch
         bins: equal bins of t over [0, 1].
         repeats: noisy samples per sequence.
         spread: also measure b_in at :data:`SPREAD_TIMES`.
-        hint_examples: examples whose ``side`` is compared with median insertion times.
+        hint_examples: examples whose ``order_hint`` is compared with median insertion times.
     """
     assert bins >= 1 and repeats >= 1, "diagnose needs at least one bin and one repeat"
     assert batches, "diagnose needs at least one batch"

@@ -18,6 +18,7 @@ from torch import nn
 from loflex import checkpoint as ckpt
 from loflex.assemble import Model, assemble
 from loflex.config import Run, SampleConfig, validate_run
+from loflex.contracts import LogitConstrainedDomain, supports
 from loflex.domain import Example, Generated
 from loflex.errors import CheckpointError, ConfigError, LoflexError
 
@@ -286,9 +287,7 @@ def _with_room(model: Model, settings: SampleConfig, prompts: list[Example]) -> 
 
 
 def _constraint(model: Model):
-    from loflex.domain import Domain
-
-    if type(model.domain).constrain_logits is Domain.constrain_logits:
+    if not supports(model.domain, LogitConstrainedDomain):
         return None
     return model.domain.constrain_logits
 

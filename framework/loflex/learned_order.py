@@ -71,7 +71,7 @@ def insertion_times(model, example: Example | Sequence[int], *, prompt: Sequence
 
     Args:
         model: a :class:`loflex.assemble.Model` or an :class:`OrderDynamics`.
-        example: an :class:`Example` (its prompt and side information are used) or the
+        example: an :class:`Example` (its prompt and order hint are used) or the
             target ids.
         prompt: prompt ids when ``example`` is a list of ids.
         grid: G, how many times t the order is evaluated at (one batched forward).

@@ -1,11 +1,11 @@
 """Training objective: generator loss, order-policy (REINFORCE) surrogate and regulariser.
 
-For one noisy sample z_t (method.md 3.1), with D(p, q) = q - p + p log(p/q):
+For one noisy sample z_t (docs/method.md §3.1), with D(p, q) = q - p + p log(p/q):
 
     L = 1/max(1, #masked) sum_masked [-lambda_um^phi log K^theta(z_1) + D(lambda_um^phi, lambda_um^theta)]
         + 1/L_max sum_slots D(Lambda_i^phi, b_in^theta_i h(t)).
 
-A learned order draws two samples per sequence and minimises (method.md 3.2)
+A learned order draws two samples per sequence and minimises (docs/method.md §3.2)
 
     J = mean_B [ (L_1 + L_2)/2 + w_RF (1/2) sg(L_1 - L_2)(log p_1 - log p_2) + R ],
 
@@ -182,7 +182,7 @@ def training_loss(
     time_sampling: str = "uniform",
     time_weighting: str = "elbo",
 ) -> LossTerms:
-    """Return the training objective J of one clean batch (method.md 3.2, checklist 10).
+    """Return the training objective J of one clean batch (docs/method.md §3.2).
 
     Draws stratified t, runs the order once, draws two event-time sets for a learned
     order (one for a fixed order) and evaluates :func:`objective`.

@@ -18,7 +18,7 @@ class KumaraswamyOrder(OrderDynamics):
     """An order in the Kumaraswamy family: F(t) = 1 - (1 - t^a)^b, hazard b a t^(a-1)/(1-t^a).
 
     The shape ``a`` is one global constant shared by insertion and unmasking, which keeps
-    the state probabilities closed-form (method.md 2.1-2.2). Subclasses implement
+    the state probabilities closed-form (docs/method.md §2.1-2.2). Subclasses implement
     :meth:`forward` to give the per-token ``b``.
     """
 

@@ -15,6 +15,7 @@ import matplotlib as mpl
 import numpy as np
 from matplotlib.figure import Figure
 
+from loflex.contracts import DrawableDomain, supports
 from loflex.trajectory import SampleTrajectory
 from loflex.vocab import SPECIAL_TOKENS
 
@@ -182,9 +183,7 @@ def side_by_side(domain, tokens: Sequence[int], values: dict[str, Sequence[float
 
 
 def _draws(domain) -> bool:
-    from loflex.domain import Domain
-
-    return type(domain).draw is not Domain.draw
+    return supports(domain, DrawableDomain)
 
 
 def value_rows(pieces: Sequence[str], rows: dict[str, Sequence[float]], path: str | Path, *,

@@ -3,7 +3,7 @@
 At time t token j is dropped if t < T_in[j], masked if T_in[j] <= t < T_um[j] and clean
 otherwise (ties: t == T_in is masked, t == T_um is clean). Dropped tokens are removed and
 the survivors pushed left in order; slot i of ``x_t`` holds z_1 position ``s_t[i]``, and
-gap i is the gap to the LEFT of slot i (method.md 1.3). Everything is batched: no Python
+gap i is the gap to the LEFT of slot i (docs/method.md §1.3). Everything is batched: no Python
 loop over rows or positions.
 """
 

@@ -2,8 +2,8 @@
 
 The page holds the training curves, the sampler settings, the domain's metric table
 on fresh samples, a grid of samples, a generation trajectory, learned-order pictures
-of a few test sequences and, where the domain gives per-token side information
-(``Example.side``), the order-correlation figure. Images are inlined as base64, so the
+of a few test sequences and, where the domain gives a per-token order hint
+(``Example.order_hint``), the order-hint figure. Images are inlined as base64, so the
 page opens without a network or the PNG files next to it.
 """
 
@@ -166,12 +166,11 @@ def _ranks(values: Sequence[float]) -> np.ndarray:
     return (low + high - 1) / 2.0
 
 
-def order_correlation_figure(samples: Sequence, path: Path) -> tuple[Path, float] | None:
-    """Plot reveal step against the domain's side value of every generated token.
+def order_hint_figure(samples: Sequence, path: Path) -> tuple[Path, float] | None:
+    """Plot reveal step against the domain's order hint of every generated token.
 
-    Uses samples whose reference carries ``side`` (e.g. a star graph's distance from
-    the junction) and whose ``reveal_step`` is known; token k of a sample is paired
-    with side value k of its reference.
+    Uses samples whose reference carries ``order_hint`` and whose ``reveal_step`` is
+    known; token k of a sample is paired with hint value k of its reference.
 
     Returns:
         ``(path, mean per-sample Spearman rho)``, or None when no sample qualifies.
@@ -179,12 +178,12 @@ def order_correlation_figure(samples: Sequence, path: Path) -> tuple[Path, float
     pairs, rhos = [], []
     for s in samples:
         ref = s.reference
-        if ref is None or ref.side is None or s.reveal_step is None:
+        if ref is None or ref.order_hint is None or s.reveal_step is None:
             continue
-        n = min(len(s.reveal_step), len(ref.side))
-        side, steps = list(ref.side[:n]), [float(v) for v in s.reveal_step[:n]]
-        pairs.extend(zip(side, steps))
-        rho = rank_correlation(steps, side)
+        n = min(len(s.reveal_step), len(ref.order_hint))
+        hint, steps = list(ref.order_hint[:n]), [float(v) for v in s.reveal_step[:n]]
+        pairs.extend(zip(hint, steps))
+        rho = rank_correlation(steps, hint)
         if rho is not None:
             rhos.append(rho)
     if not pairs or not rhos:
@@ -194,10 +193,13 @@ def order_correlation_figure(samples: Sequence, path: Path) -> tuple[Path, float
     ax = fig.subplots()
     jitter = np.random.default_rng(0).uniform(-0.15, 0.15, len(pairs))
     ax.scatter(np.array([p[0] for p in pairs]) + jitter, [p[1] for p in pairs], s=8, alpha=0.5)
-    ax.set_xlabel("side value (e.g. distance from the junction)")
+    ax.set_xlabel("order hint of the token (Example.order_hint)")
     ax.set_ylabel("reveal step")
     ax.set_title(f"mean Spearman rho = {mean_rho:.3f} over {len(rhos)} samples", fontsize=9)
     return pictures._save(fig, path, pictures.DPI), mean_rho
+
+
+order_correlation_figure = order_hint_figure  # the former name, kept for one release
 
 
 def write_report(run_dir: str | Path, out_dir: str | Path | None = None, *, force: bool = False,
@@ -309,11 +311,12 @@ def model_sections(page: Page, run_dir: Path, out: Path, *, num_samples: int, st
     _metric_section(page, model, samples, records)
     _sample_section(page, model, samples, trajectories, out)
     _order_section(page, model, examples, out)
-    correlation = order_correlation_figure(samples, out / "order-correlation.png")
+    correlation = order_hint_figure(samples, out / "order-hint.png")
     if correlation is not None:
-        page.add("Order correlation", image_tag(correlation[0]) +
-                 "<p>Each generated token: the step that revealed it against its side value. "
-                 "-1: tokens with large side values are revealed first.</p>")
+        page.add("Reveal order against the order hint", image_tag(correlation[0]) +
+                 "<p>Each generated token: the step that revealed it against the domain's "
+                 "order hint for it. Rho near -1: tokens with large hints are revealed "
+                 "first.</p>")
 
 
 def _draw_samples(model, settings, seed: int, device: str):

@@ -1,4 +1,4 @@
-"""Tau-leaping reverse process with batched insertion (method.md section 5).
+"""Tau-leaping reverse process with batched insertion (docs/method.md §5).
 
 The state of a row is ``[prompt] [BOS] slots... [EOS] [PAD...]``. At each step the
 generator predicts token logits and rate multipliers; every masked slot is revealed

@@ -34,8 +34,8 @@ def sample_record(domain: Domain, sample: Generated) -> dict:
         record["prompt_ids"] = list(sample.prompt)
     if sample.reference is not None:
         record["reference_ids"] = list(sample.reference.target)
-        if sample.reference.side is not None:
-            record["reference_side"] = list(sample.reference.side)
+        if sample.reference.order_hint is not None:
+            record["reference_side"] = list(sample.reference.order_hint)
     if sample.reveal_step is not None:
         record["reveal_step"] = list(sample.reveal_step)
     return record
@@ -117,7 +117,7 @@ def _sample(path: Path, number: int, line: str, vocab_size: int | None) -> Gener
         reference_ids = record.get("reference_ids")
         reference = None if reference_ids is None else Example(
             target=[_token_id(i) for i in reference_ids], prompt=prompt,
-            side=record.get("reference_side"))
+            order_hint=record.get("reference_side"))
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError,
             RecursionError):
         raise DataError(

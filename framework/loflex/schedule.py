@@ -1,7 +1,7 @@
 """Closed forms of the Kumaraswamy schedule family, time sampling and schedule regularisers.
 
 Every token has a CDF F(t) = 1 - (1 - t^a)^b with a global shape ``a`` and a per-token
-multiplier ``b`` (method.md 2.1); t = 0 is the empty sequence and t = 1 the data. The
+multiplier ``b`` (docs/method.md §2.1); t = 0 is the empty sequence and t = 1 the data. The
 numerics copy the reference clamps (testvectors README section 3) so that the state
 log-probabilities, their gradients and the regularisers match the authors' code.
 """
@@ -96,7 +96,7 @@ def sample_event_times(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Draw insertion and unmasking times for every token, without gradient.
 
-    T_in = F_in^-1(u) and T_um = F_um truncated to [T_in, 1] (method.md 1.2). The uniforms
+    T_in = F_in^-1(u) and T_um = F_um truncated to [T_in, 1] (docs/method.md §1.2). The uniforms
     for all T_in are drawn first, then those for all T_um.
 
     Args:
@@ -138,7 +138,7 @@ def log_prob_masked(
     """Return log P(T_in <= t < T_um), clamped to at most 0.
 
     With u = 1 - t^a and d = b_in - b_um: P = u^b_um (b_in / d) (1 - u^d), and
-    b_in u^b_in (-log u) when |d| < 1e-6 (method.md 2.2).
+    b_in u^b_in (-log u) when |d| < 1e-6 (docs/method.md §2.2).
 
     Args:
         t: times broadcastable against the multipliers, e.g. (B, 1).
@@ -244,7 +244,7 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 def mean_regulariser(
     a: float, b: torch.Tensor, free: torch.Tensor, grid: torch.Tensor
 ) -> torch.Tensor:
-    """Return sum_g (mean_j F_j(t_g) - t_g)^2 per sequence (method.md 3.4, item 1).
+    """Return sum_g (mean_j F_j(t_g) - t_g)^2 per sequence (docs/method.md §3.4, item 1).
 
     Args:
         b: (B, L) multipliers.

@@ -61,6 +61,7 @@ class ToyDomain(Domain):
     """Reverse a string of digits: prompt ``3 1 4``, target ``4 1 3``."""
 
     name = "toy"
+    headline_metric = "exact_match"
 
     class Options(Options):
         size: int = Field(512, gt=0, description="Training examples.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from loflex.cli import add_set_option
+from loflex.commands import add_set_option
 from loflex.config import load_run
 
 
@@ -14,7 +14,8 @@ def add_commands(sub) -> None:
                        description="Measure training-step or sampler speed, FLOP/s against the "
                        "matrix-multiply peak probed in the same process, and peak memory. Runs "
                        "under torchrun too (training: DDP, one shard per process).")
-    p.add_argument("what", choices=("train", "sample"))
+    p.add_argument("what", choices=("train", "sample"),
+                   help="what to time: training steps or the sampler")
     p.add_argument("run_file", nargs="?", type=Path, help="TOML run file (optional)")
     add_set_option(p)
     p.add_argument("--steps", type=int, default=10, help="timed steps (sampler runs for sample)")

@@ -17,12 +17,13 @@ def add_commands(sub) -> None:
                    help="sequences of the split to measure on (default 256)")
     p.add_argument("--repeats", type=int, default=4,
                    help="noisy samples per sequence, each at a fresh t (default 4)")
-    p.add_argument("--split", default="valid", choices=("train", "valid", "test"))
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--split", default="valid", choices=("train", "valid", "test"),
+                   help="where the sequences come from (default valid)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
     p.add_argument("--batch-size", type=int, default=64, help="sequences per forward pass")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--picture", type=Path, help="draw the curves by t and a b_in histogram")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="where to run: cpu, cuda, cuda:N or mps (default cpu)")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights, not the EMA")
     p.add_argument("--force", action="store_true", help="overwrite an existing picture")
     p.set_defaults(handler=cmd_diagnose)

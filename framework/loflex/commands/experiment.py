@@ -6,8 +6,10 @@ import shlex
 import sys
 from pathlib import Path
 
-from loflex.cli import add_set_option
+from loflex import registry
+from loflex.commands import add_set_option, show_progress
 from loflex.config import load_run
+from loflex.contracts import Domain
 from loflex.errors import ConfigError
 
 DEFAULT_ORDERS = "uniform,kumaraswamy"
@@ -32,10 +34,12 @@ def add_commands(sub) -> None:
                    help="training minutes per entry (optimiser steps only)")
     p.add_argument("--eval-samples", type=int, default=500, help="test samples per entry")
     p.add_argument("--eval-steps", type=int, default=128, help="sampler steps at evaluation")
-    p.add_argument("--curve-metric", default="exact_match", help="metric of the learning curve")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--curve-metric", default=None,
+                   help="sampled metric of the learning-curve plot (default: the domain's "
+                   "headline metric)")
+    p.add_argument("--seed", type=int, default=0, help="seed every entry trains and samples with")
     p.add_argument("-o", "--output", type=Path, required=True, help="experiment directory")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     p.set_defaults(handler=cmd_experiment)
 
 
@@ -63,6 +67,22 @@ def experiment_runs(args) -> dict[str, dict]:
     return order_runs(load_run(args.run_file, args.overrides), orders)
 
 
+def curve_metric(asked: str | None, runs: dict[str, dict]) -> str:
+    """Return the learning-curve metric: ``asked``, else the first entry's domain's headline.
+
+    A domain without a ``headline_metric`` gets no plot (a note says how to ask for one).
+    """
+    if asked is not None:
+        return asked
+    domain = next(iter(runs.values()))["domain"]["name"]
+    metric = registry.get(Domain, domain).headline_metric
+    if metric is None:
+        print(f"note: domain '{domain}' names no headline metric, so no learning curve is "
+              "drawn; pass --curve-metric METRIC for one", file=sys.stderr)
+        return ""
+    return metric
+
+
 def _check_unique(names: list[str]) -> None:
     seen = set()
     for name in names:
@@ -77,8 +97,9 @@ def cmd_experiment(args) -> int:
     runs = experiment_runs(args)  # every run validated before anything is written
     settings = ExperimentSettings(
         entries=list(runs), budget_minutes=args.budget_minutes, eval_samples=args.eval_samples,
-        eval_steps=args.eval_steps, curve_metric=args.curve_metric, seed=args.seed, runs=runs)
-    rows = run_experiment(args.output, settings, progress=not args.no_progress)
+        eval_steps=args.eval_steps, curve_metric=curve_metric(args.curve_metric, runs),
+        seed=args.seed, runs=runs)
+    rows = run_experiment(args.output, settings, progress=show_progress(args))
     print(markdown_table(rows))
     print(f"\ncommand: loflex {' '.join(shlex.quote(a) for a in sys.argv[1:])}")
     return 0

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from loflex.commands import add_set_option
+from loflex.commands import add_set_option, show_progress
 from loflex.config import SampleConfig, load_run
 from loflex.errors import ConfigError
 
@@ -34,12 +34,13 @@ def add_commands(sub) -> None:
 
     p = sub.add_parser("sample", help="draw samples from a trained model")
     p.add_argument("model", type=Path, help=MODEL_HELP)
-    p.add_argument("-n", "--num-samples", type=int, default=None)
+    p.add_argument("-n", "--num-samples", type=int, default=None,
+                   help="how many samples to draw (default: the run's sample.num_samples)")
     _sampler_flags(p)
     p.add_argument("--prompt", help="condition every sample on this prompt text")
-    p.add_argument("--fragment", help="molecule fragment to grow from (alias of --prompt)")
     p.add_argument("-o", "--output", type=output_path, required=True,
-                   help="samples file (.jsonl)")
+                   help="samples file: .jsonl (token ids and text, re-scorable with `loflex "
+                   "evaluate --samples`) or .csv (the domain's columns)")
     p.add_argument("--export", type=Path, help="also write domain files (CSV, SDF, images) here")
     p.add_argument("--trajectory", type=Path, help="record generation trajectories in this folder")
     p.set_defaults(handler=cmd_sample)
@@ -47,7 +48,8 @@ def add_commands(sub) -> None:
     p = sub.add_parser("evaluate", help="score samples of a model with the domain's metrics")
     p.add_argument("model", type=Path, help=MODEL_HELP)
     p.add_argument("--samples", type=Path, help="score this samples file instead of sampling")
-    p.add_argument("-n", "--num-samples", type=int, default=None)
+    p.add_argument("-n", "--num-samples", type=int, default=None,
+                   help="how many samples to draw (default: the run's sample.num_samples)")
     _sampler_flags(p)
     p.add_argument("-o", "--output", type=output_path, help="write the metrics as JSON here")
     p.set_defaults(handler=cmd_evaluate)
@@ -92,14 +94,18 @@ def output_path(text: str) -> Path:
 def _sampler_flags(p) -> None:
     add_set_option(p)
     p.add_argument("--steps", type=int, help="tau-leaping steps")
-    p.add_argument("--top-p", type=float)
-    p.add_argument("--top-k", type=int)
-    p.add_argument("--temperature", type=float)
-    p.add_argument("--confidence", choices=("none", "top_prob", "prob_diff", "entropy"))
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--max-length", type=int)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--top-p", type=float,
+                   help="nucleus sampling: keep the most likely tokens up to this probability "
+                   "(1 = off)")
+    p.add_argument("--top-k", type=int, help="keep the k most likely tokens (0 = off, 1 = greedy)")
+    p.add_argument("--temperature", type=float, help="softmax temperature of the token choice")
+    p.add_argument("--confidence", choices=("none", "top_prob", "prob_diff", "entropy"),
+                   help="which masked positions to reveal (the count comes from tau-leaping)")
+    p.add_argument("--batch-size", type=int, help="samples per sampler batch")
+    p.add_argument("--max-length", type=int,
+                   help="longest sequence (default: the domain's maximum)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampler (default 0)")
+    p.add_argument("--device", default="cpu", help="where to run: cpu, cuda, cuda:N or mps (default cpu)")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights, not the EMA")
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
 
@@ -126,7 +132,7 @@ def cmd_train(args) -> int:
         else:
             run = load_run(regular_run_file(args.run_file), args.overrides)
         run_dir = args.output
-    result = train(run, run_dir, resume=args.resume is not None, progress=not args.no_progress,
+    result = train(run, run_dir, resume=args.resume is not None, progress=show_progress(args),
                    force=args.force, init=init)
     print(f"trained {result.step} steps ({result.stopped_by}) in {result.wall_seconds:.0f}s; "
           f"last loss {result.last_loss:.4f}; run directory {result.run_dir}")
@@ -248,20 +254,21 @@ def _load(args):
 
 def cmd_sample(args) -> int:
     from loflex.inference import check_prompt_fits, generate
-    from loflex.samples_io import SampleWriter, refuse_filled_folder, refuse_overwrite
+    from loflex.sample_files import check_format, sample_writer
+    from loflex.samples_io import refuse_filled_folder, refuse_overwrite
     from loflex.trajectory import output_records
 
+    check_format(args.output)
     loaded = _load(args)
     model, settings = loaded.model, sampler_settings(args, loaded.run.sample)
-    text = args.fragment if args.fragment is not None else args.prompt
-    prompt = model.domain.parse_prompt(text) if text is not None else None
+    prompt = model.domain.parse_prompt(args.prompt) if args.prompt is not None else None
     if prompt is not None:
         check_prompt_fits(model, prompt, settings.max_length or model.generator.max_length)
     if args.trajectory is not None:
         refuse_overwrite(args.trajectory / "trajectories.jsonl", args.force)
     if args.export is not None:
         refuse_filled_folder(args.export, args.force)
-    writer = SampleWriter(args.output, force=args.force)
+    writer = sample_writer(args.output, force=args.force)
     all_samples, trajectories = [], []
     try:
         for samples, out in generate(model, settings, seed=args.seed, device=args.device,

@@ -25,7 +25,7 @@ def add_commands(sub) -> None:
                    "names (built with default options) or other run/checkpoint directories")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--picture", type=Path, help="draw the sequence coloured by insertion time")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="where to run: cpu, cuda, cuda:N or mps (default cpu)")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights, not the EMA")
     p.add_argument("--force", action="store_true", help="overwrite an existing picture")
     p.set_defaults(handler=cmd_order)

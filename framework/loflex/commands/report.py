@@ -15,8 +15,8 @@ def add_commands(sub) -> None:
     p.add_argument("--steps", type=int, help="sampler steps (default: the run's)")
     p.add_argument("--examples", type=int, default=3,
                    help="test sequences shown with their insertion times")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampler (default 0)")
+    p.add_argument("--device", default="cpu", help="where to run: cpu, cuda, cuda:N or mps (default cpu)")
     p.add_argument("--force", action="store_true", help="overwrite an existing report")
     p.set_defaults(handler=cmd_report)
 

@@ -102,7 +102,7 @@ class Batch:
     Attributes:
         x_1: (B, L) long, the clean tokens.
         fixed: (B, L) bool, True on prompt, BOS and EOS (never dropped or masked in
-            training; docs/method.md, "Fixed tokens").
+            training; docs/method.md §1.3).
         order_hint: (B, L) float, the domain's per-token order hint (0 off-target), or
             None when the domain provides none.
 

@@ -2,7 +2,7 @@
 
 A generator reads ``x_t`` (masks as the mask id, padding as pad), the time t and the
 padding mask, and predicts the clean token at every slot and the rates of the reverse
-process (docs/method.md, "Generator"). A generator that exposes a :class:`Trunk` lets a
+process (docs/method.md §1.4). A generator that exposes a :class:`Trunk` lets a
 learned order share its backbone (``kumaraswamy backbone=shared``).
 """
 

@@ -4,7 +4,7 @@ An order dynamics defines, for every token j of a clean batch ``x_1``, the law o
 insertion time ``T_in`` and unmasking time ``T_um >= T_in`` (t = 0 empty, t = 1 data).
 At time t a token is dropped if t < T_in, masked if T_in <= t < T_um, clean otherwise.
 A learned order is trained jointly with the generator by REINFORCE plus the pathwise
-gradient (docs/method.md, "Learning the order"); a fixed order has no parameters.
+gradient (docs/method.md §3.2); a fixed order has no parameters.
 Most orders subclass :class:`loflex.KumaraswamyOrder`, which supplies every closed form
 from per-token multipliers.
 """

@@ -1,7 +1,7 @@
 """Built-in order dynamics: ``uniform`` (FlexMDM), ``kumaraswamy`` (LoFlexMDM),
 ``left-to-right`` and ``masked``.
 
-All four live in the Kumaraswamy family F(t) = 1 - (1 - t^a)^b (method.md 2.1): the
+All four live in the Kumaraswamy family F(t) = 1 - (1 - t^a)^b (docs/method.md §2.1): the
 uniform order is a = b = 1; the learned order reads the clean ``x_1`` and ``t`` with an
 auxiliary DDiT and predicts b_in (and b_um when ``learn_unmask``); the left-to-right order
 fixes b_in so that earlier tokens are inserted earlier; the masked order inserts every
@@ -235,7 +235,7 @@ class KumaraswamyDynamics(_SampledKumaraswamy):
                     generator: torch.Generator | None = None) -> torch.Tensor:
         """Return R per sequence (B,): mean, boundary and KL terms on b_in (and b_um if learned).
 
-        Each schedule gets its own fresh 100-point stratified grid (method.md 3.4).
+        Each schedule gets its own fresh 100-point stratified grid (docs/method.md §3.4).
         """
         total = self._schedule_term(rates.b_in, free, generator)
         if self.options.learn_unmask:

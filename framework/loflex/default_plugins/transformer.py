@@ -1,6 +1,6 @@
 """The DDiT generator: a bidirectional transformer with adaLN-zero time conditioning.
 
-Architecture (method.md 4.1): token embedding; a timestep embedder giving the
+Architecture (docs/method.md §4.1): token embedding; a timestep embedder giving the
 condition ``c``; blocks of rotary self-attention and a 4x MLP, each modulated by
 shift/scale/gate from ``c`` (adaLN-zero, so every block is the identity at init);
 a vocabulary head (adaLN + LayerNorm + zero-init linear) and scalar rate heads.
@@ -220,7 +220,7 @@ class Trunk(nn.Module):
 
 
 class ScalarRateHead(nn.Module):
-    """Predict a positive rate multiplier per slot, in fp32 (method.md 2.4).
+    """Predict a positive rate multiplier per slot, in fp32 (docs/method.md §2.4).
 
     adaLN shift/scale from ``cond`` (zero-init) -> LayerNorm -> Linear(D, D) -> GELU ->
     Linear(D, 1) giving s, then
@@ -277,7 +277,7 @@ class VocabHead(nn.Module):
 
 
 class TransformerGenerator(Generator):
-    """The DDiT denoiser of LoFlexMDM/FlexMDM (method.md 4.1).
+    """The DDiT denoiser of LoFlexMDM/FlexMDM (docs/method.md §4.1).
 
     Attributes:
         trunk: the :class:`Trunk`; an order with a ``shared`` backbone runs it on ``x_1``.

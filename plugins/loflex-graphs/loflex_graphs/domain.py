@@ -1,4 +1,4 @@
-"""The ``star-graph`` domain: path finding on star graphs (method.md 6.1)."""
+"""The ``star-graph`` domain: path finding on star graphs (docs/method.md §6.1)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 A star graph is ``degree`` paths that all pass through one shared centre node (the
 junction). Path 0 is the target: the task is to write it, edge by edge, from its first
-node (the source) to its last (the goal), given the shuffled edge list (method.md 6.1).
+node (the source) to its last (the goal), given the shuffled edge list (docs/method.md §6.1).
 
 Generation uses :class:`random.Random` only (no networkx) so that 50k graphs take
 seconds; networkx is used for validity checks and drawing.

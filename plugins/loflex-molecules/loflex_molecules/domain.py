@@ -73,6 +73,7 @@ class MoleculeDomain(Domain):
 
     name = "molecules"
     Options = MoleculeOptions
+    headline_metric = "validity"
 
     def __init__(self, options: MoleculeOptions, *, state: dict | None = None,
                  cache_dir: Path | None = None):
@@ -353,6 +354,14 @@ class MoleculeDomain(Domain):
             return self.fragment_prompts()
         except LoflexError:  # out-of-vocabulary fragments: nothing to group by
             return []
+
+    def columns(self, sample: Generated) -> dict[str, str | int | float | None]:
+        """One CSV row: the prompt and generated text, canonical SMILES (empty if invalid)
+        and validity."""
+        text = self.to_text(list(sample.prompt) + list(sample.tokens))
+        smiles = decode_lenient(text, self.rep)
+        return {"prompt": self.to_text(sample.prompt), "text": text, "smiles": smiles or "",
+                "valid": int(smiles is not None)}
 
     def export(self, samples: Sequence[Generated], directory: Path) -> list[Path]:
         """Write samples.csv (SMILES, QED, SA, logP, MW, valid), samples.sdf and grid images."""

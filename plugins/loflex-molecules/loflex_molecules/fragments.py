@@ -1,4 +1,4 @@
-"""GenMol's fragment-constrained tasks (method.md 6.2, metrics.md section 2).
+"""GenMol's fragment-constrained tasks (docs/method.md §6.2).
 
 Ten drugs times four tasks: motif extension, scaffold decoration, superstructure
 generation (one attachment point drawn from ``list_individual_attach_points(mol,
