@@ -1,7 +1,8 @@
 """Test helpers for loflex and plugin authors.
 
 - :func:`registered` registers an in-test plugin for the duration of a ``with`` block.
-- :func:`check_domain`, :func:`check_generator`, :func:`check_order_dynamics` are the
+- :func:`check_domain`, :func:`check_generator`, :func:`check_order_dynamics` (and
+  :func:`check_trunk`, which ``check_generator`` runs on a generator's trunk) are the
   contract checks every plugin's tests should call.
 - :class:`ToyDomain` is a tiny conditional domain (reverse a digit string) that needs
   neither rdkit nor networkx; :class:`ToyPlugin` registers it.
@@ -13,6 +14,7 @@ import contextlib
 import json
 import math
 import random
+import warnings
 from collections.abc import Iterator, Sequence
 
 import torch
@@ -21,6 +23,7 @@ from pydantic import Field
 from loflex import plugins, registry
 from loflex.batch import collate
 from loflex.config import Options
+from loflex.contracts import TrunkOutput, trunk_problem
 from loflex.domain import SPLITS, Domain, Example, Generated
 from loflex.generator import Generator
 from loflex.hookspecs import hookimpl
@@ -156,9 +159,16 @@ def _check_example(domain: Domain, ex: Example) -> None:
 
 
 def check_generator(generator: Generator, batch_size: int = 3, length: int = 7) -> None:
-    """Assert the Generator contract: shapes, positive rates, padding invariance."""
+    """Assert the Generator contract on random tokens of its own vocabulary.
+
+    Checked: logits (B, L, V) finite at real slots; ``insert_rate`` (B, L) and, when
+    ``learn_unmask``, ``unmask_rate`` (B, L) non-negative and finite; outputs at real
+    slots unchanged by extra padding; and, when the generator has a ``trunk``, that it
+    satisfies :class:`loflex.contracts.Trunk` (:func:`check_trunk`).
+    """
     v = generator.vocab_size
-    x = torch.randint(4, v, (batch_size, length))
+    assert v > len(SPECIAL_TOKENS), "vocab_size must include data tokens after the four specials"
+    x = torch.randint(len(SPECIAL_TOKENS), v, (batch_size, length))
     x[:, -1] = EOS
     real = torch.ones_like(x, dtype=torch.bool)
     x[0, length // 2:] = PAD
@@ -169,45 +179,119 @@ def check_generator(generator: Generator, batch_size: int = 3, length: int = 7) 
     with torch.no_grad():
         pred = generator(x, t, real)
         assert pred.logits.shape == (batch_size, length, v), "logits must be (B, L, V)"
-        assert pred.insert_rate.shape == (batch_size, length), "insert_rate must be (B, L)"
-        assert (pred.insert_rate[real] >= 0).all(), "insertion rates must be non-negative"
         assert torch.isfinite(pred.logits[real]).all(), "logits must be finite at real slots"
+        _check_rate(pred.insert_rate, real, "insert_rate")
         if generator.learn_unmask:
             assert pred.unmask_rate is not None, "learn_unmask needs unmask_rate"
+            _check_rate(pred.unmask_rate, real, "unmask_rate")
         wider = torch.cat([x, torch.full((batch_size, 3), PAD)], 1)
         wider_real = torch.cat([real, torch.zeros(batch_size, 3, dtype=torch.bool)], 1)
         pred2 = generator(wider, t, wider_real)
         assert torch.allclose(pred.logits[real], pred2.logits[:, :length][real], atol=1e-4), \
             "outputs must not depend on extra padding"
+        assert torch.allclose(pred.insert_rate[real], pred2.insert_rate[:, :length][real],
+                              atol=1e-4), "insert_rate must not depend on extra padding"
+    if hasattr(generator, "trunk"):
+        check_trunk(generator.trunk, v, batch_size=batch_size, length=length)
+
+
+def _check_rate(rate: torch.Tensor, real: torch.Tensor, name: str) -> None:
+    assert rate.shape == real.shape, f"{name} must be (B, L) like x_t"
+    assert torch.isfinite(rate[real]).all(), f"{name} must be finite at real slots"
+    assert (rate[real] >= 0).all(), f"{name} must be non-negative"
+
+
+def check_trunk(trunk: object, vocab_size: int, batch_size: int = 3, length: int = 7) -> None:
+    """Assert that ``trunk`` satisfies :class:`loflex.contracts.Trunk`.
+
+    It needs integer ``width`` and ``cond_dim`` and must map ``(x (B, L), t (B,),
+    real (B, L))`` to ``TrunkOutput(hidden (B, L, width), cond (B, cond_dim))``.
+    """
+    problem = trunk_problem(trunk)
+    assert problem is None, f"the trunk does not satisfy loflex.contracts.Trunk: {problem}"
+    x = torch.randint(len(SPECIAL_TOKENS), vocab_size, (batch_size, length))
+    real = torch.ones_like(x, dtype=torch.bool)
+    with torch.no_grad():
+        out = trunk(x, torch.rand(batch_size), real)
+    assert isinstance(out, TrunkOutput), \
+        f"a trunk must return loflex.TrunkOutput(hidden, cond), not {type(out).__name__}"
+    assert out.hidden.shape == (batch_size, length, trunk.width), \
+        f"trunk hidden must be (B, L, width={trunk.width}), got {tuple(out.hidden.shape)}"
+    assert out.cond.shape == (batch_size, trunk.cond_dim), \
+        f"trunk cond must be (B, cond_dim={trunk.cond_dim}), got {tuple(out.cond.shape)}"
+
+
+def default_examples(vocab_size: int = 10) -> list[Example]:
+    """Two examples (one with a prompt) whose ids are data tokens of a ``vocab_size`` vocabulary.
+
+    They carry an order hint, so orders with ``needs_order_hint`` can be checked too.
+    """
+    data = list(range(len(SPECIAL_TOKENS), vocab_size))
+    assert data, f"vocab_size {vocab_size} has no data tokens after the four specials"
+
+    def ids(count: int, start: int) -> list[int]:
+        return [data[(start + k) % len(data)] for k in range(count)]
+
+    return [Example(target=ids(4, 0), prompt=ids(2, 4), order_hint=[1, 2, 2, 1]),
+            Example(target=ids(2, 1), order_hint=[0, 0])]
 
 
 def check_order_dynamics(order: OrderDynamics, examples: Sequence[Example] | None = None,
-                         draws: int = 4000) -> None:
+                         draws: int = 4000, vocab_size: int = 10) -> None:
     """Assert the OrderDynamics contract, including Monte-Carlo agreement of the states.
 
-    The state frequencies of ``draws`` event-time samples must match the closed-form
-    state probabilities within five binomial standard errors.
+    Checked: rates (B, L) positive at free positions; a positive base hazard; a fixed
+    order has no parameters, a learned one has some and its rates depend on them; state
+    probabilities that sum to 1 and match the frequencies of ``draws`` event-time samples
+    within five binomial standard errors. A learned order without its own
+    :meth:`~loflex.contracts.OrderDynamics.regulariser` gets a warning.
+
+    Args:
+        examples: the examples to check on; by default :func:`default_examples` with
+            ``vocab_size`` (give the vocabulary size of the domain the order reads, when
+            the order embeds tokens; the default examples use ids 4 to 9).
     """
-    examples = examples or [Example(target=[4, 5, 6, 7], prompt=[8, 9], order_hint=[1, 2, 2, 1]),
-                            Example(target=[5, 6], order_hint=[0, 0])]
+    examples = examples or default_examples(vocab_size)
     batch = collate(examples)
     t = torch.tensor([0.3, 0.7], dtype=torch.float64)[: len(examples)]
+    if len(examples) > 2:
+        t = torch.linspace(0.2, 0.8, len(examples), dtype=torch.float64)
+    if order.learned:
+        _check_learned(order, batch, t.float())
+    else:
+        assert not any(p.requires_grad for p in order.parameters()), \
+            "a fixed order (learned = False) must have no trainable parameters"
     with torch.no_grad():
         rates = order(batch, t.float())
     assert rates.b_in.shape == batch.x_1.shape, "b_in must be (B, L)"
+    assert rates.b_um.shape == batch.x_1.shape, "b_um must be (B, L)"
     assert (rates.b_in[batch.free] > 0).all() and (rates.b_um[batch.free] > 0).all(), \
         "rates must be positive"
     assert (order.base_hazard(t) > 0).all(), "base hazard must be positive"
-    if order.learned:
-        assert any(p.requires_grad for p in order.parameters()), "a learned order needs parameters"
-    else:
-        assert not any(p.requires_grad for p in order.parameters()), "fixed orders have no parameters"
     rates.b_in, rates.b_um = rates.b_in.double().detach(), rates.b_um.double().detach()
     logp = order.state_log_probs(rates, t)
     total = torch.logsumexp(torch.stack([logp.dropped, logp.masked, logp.clean]), 0)
     assert torch.allclose(total[batch.free].exp(), torch.ones(()).double(), atol=1e-4), \
         "state probabilities must sum to 1"
     _check_state_frequencies(order, rates, t, logp, batch.free, draws)
+
+
+def _check_learned(order: OrderDynamics, batch, t: torch.Tensor) -> None:
+    """A learned order has parameters, its rates depend on them, and it has a regulariser."""
+    params = [p for p in order.parameters() if p.requires_grad]
+    assert params, "a learned order (learned = True) needs trainable parameters"
+    rates = order(batch, t)
+    total = rates.b_in[batch.free].sum() + rates.b_um[batch.free].sum()
+    grads = (torch.autograd.grad(total, params, allow_unused=True) if total.requires_grad
+             else [None])
+    assert any(g is not None and bool(g.abs().sum() > 0) for g in grads), (
+        "a learned order's rates must depend on its parameters: b_in and b_um have no gradient "
+        "with respect to any of them (does forward ignore the network?)")
+    if type(order).regulariser is OrderDynamics.regulariser:
+        warnings.warn(f"order '{getattr(order, 'name', type(order).__name__)}' is learned but "
+                      "keeps the default regulariser (0): nothing stops its schedule from "
+                      "pushing events to t = 0 or 1; override regulariser (see "
+                      "docs/learned-orders.md)", UserWarning, stacklevel=3)
 
 
 def _check_state_frequencies(order, rates, t, logp, free, draws: int) -> None:
