@@ -6,44 +6,21 @@ Also keeps ``docs/writing-a-domain.md`` in sync: every code block marked
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from installing import ROOT, loflex, pip_install, run_tests
 
-ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "docs" / "example-domain"
 TUTORIAL = ROOT / "docs" / "writing-a-domain.md"
-ENV = {**os.environ, "LOFLEX_LOAD_PLUGINS": "example-protein"}
+ENV = {"LOFLEX_LOAD_PLUGINS": "example-protein"}
 MARKED_BLOCK = re.compile(r"<!-- file: (\S+) -->\n```[a-z]*\n(.*?)```", re.S)
 
 
-def loflex_command() -> list[str]:
-    script = Path(sys.executable).with_name("loflex")
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-c", "import sys; from loflex.cli import main; sys.exit(main())"]
-
-
 @pytest.fixture(scope="module")
-def installed() -> Path:
-    """Install docs/example-domain editable into this environment (idempotent)."""
-    result = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-         "-e", str(PACKAGE)],
-        capture_output=True, text=True, timeout=300,
-    )
-    if result.returncode != 0:
-        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        pytest.skip(f"pip could not install docs/example-domain (offline?): {last}")
-    return PACKAGE
-
-
-def run(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, cwd=cwd, env=ENV)
+def installed():
+    """Install docs/example-domain into a throwaway folder (pip fails: the test fails)."""
+    return pip_install(PACKAGE)
 
 
 def test_tutorial_code_blocks_are_the_package_files():
@@ -58,8 +35,8 @@ def test_tutorial_code_blocks_are_the_package_files():
         )
 
 
-def test_components_lists_the_domain_through_its_entry_point(installed, tmp_path):
-    result = run(loflex_command() + ["components"], cwd=tmp_path)
+def test_components_lists_the_domain_through_its_entry_point(installed):
+    result = loflex("components", env=ENV)
     assert result.returncode == 0, result.stderr
     domains = result.stdout.split("domains:")[-1]
     assert re.search(r"^\s+protein\b", domains, re.M), result.stdout
@@ -67,8 +44,7 @@ def test_components_lists_the_domain_through_its_entry_point(installed, tmp_path
 
 
 def test_package_tests_pass(installed):
-    result = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                  str(installed / "tests")], cwd=ROOT)
+    result = run_tests(PACKAGE, env=ENV)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
 
 
@@ -78,10 +54,10 @@ def test_trains_a_few_steps(installed, tmp_path):
     settings = ["domain.name=protein", "train.steps=3", "train.batch_size=8",
                 "train.threads=1", "generator.name=transformer", "generator.options.layers=1",
                 "generator.options.width=32", "generator.options.heads=2", "order.name=uniform"]
-    args = loflex_command() + ["train"]
+    args = ["train"]
     for item in settings:
         args += ["--set", item]
-    result = run(args + ["-o", str(run_dir)], cwd=tmp_path)
+    result = loflex(*args, "-o", str(run_dir), env=ENV)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (run_dir / "config.toml").is_file()
     assert 'name = "protein"' in (run_dir / "config.toml").read_text()

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
-from installing import ROOT, loflex, pip_install
+from installing import ROOT, loflex, pip_install, run_tests
 
 EXAMPLE = ROOT / "docs" / "example-plugin"
 
@@ -27,8 +24,7 @@ def test_components_lists_it_only_when_loaded(installed):
 
 
 def test_its_own_tests_pass(installed):
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                             str(EXAMPLE / "tests")], capture_output=True, text=True)
+    result = run_tests(EXAMPLE)
     assert result.returncode == 0, result.stdout[-2000:]
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import textwrap
@@ -89,12 +90,19 @@ DDP_SCRIPT = textwrap.dedent("""
 """)
 
 
+def free_port() -> int:
+    """A TCP port no process listens on now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 @pytest.mark.slow
 def test_two_process_ddp_keeps_ranks_identical(tmp_path):
     script = tmp_path / "ddp.py"
     script.write_text(DDP_SCRIPT)
     env_cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-               "--master-port", "29517", str(script), str(tmp_path / "run")]
+               "--master-port", str(free_port()), str(script), str(tmp_path / "run")]
     result = subprocess.run(env_cmd, capture_output=True, text=True, timeout=300,
                             env={**__import__("os").environ, "LOFLEX_LOAD_PLUGINS": "",
                                  "OMP_NUM_THREADS": "1"})
