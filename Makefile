@@ -1,5 +1,6 @@
 # Two entry points for a fresh clone:
-#   make run    set up .venv and train + sample + evaluate a small LoFlexMDM on bundled data
+#   make run    set up .venv, run the shipped models (star graphs: exact match, the learned
+#               order, a report) and a short training from scratch; all on bundled data
 #   make test   set up .venv and run every test suite (core, plugins, example plugins)
 # LOFLEX_TORCH overrides the torch requirement (e.g. LOFLEX_TORCH="torch==2.13.0+cu126").
 
@@ -8,7 +9,7 @@ LOFLEX_TORCH ?= torch==2.13.0
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.loflex-installed
-RUN_DIR ?= runs/quickstart-$(shell date +%Y%m%d-%H%M%S)
+RUN_DIR ?= runs/main-$(shell date +%Y%m%d-%H%M%S)
 
 .PHONY: setup run test lint clean
 
@@ -22,9 +23,7 @@ $(STAMP): pyproject.toml plugins/loflex-graphs/pyproject.toml plugins/loflex-mol
 	touch $(STAMP)
 
 run: setup
-	$(BIN)/loflex train docs/runs/quickstart.toml -o $(RUN_DIR)
-	$(BIN)/loflex sample $(RUN_DIR) -n 8 -o $(RUN_DIR)/samples.jsonl
-	$(BIN)/loflex evaluate $(RUN_DIR) -o $(RUN_DIR)/metrics.json
+	docs/scripts/main-job.sh $(RUN_DIR) $(BIN)/loflex
 
 test: setup
 	$(BIN)/python -m pytest tests plugins/loflex-graphs/tests plugins/loflex-molecules/tests

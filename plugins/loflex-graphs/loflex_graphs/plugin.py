@@ -1,4 +1,5 @@
-"""Hook implementations of this plugin: the star-graph domain and the star-oracle order."""
+"""Hook implementations of this plugin: the star-graph domain, the star-oracle order and
+the pretrained star-graph models."""
 
 from __future__ import annotations
 
@@ -18,3 +19,16 @@ def register_domains(register):
 def register_order_dynamics(register):
     """Register the ``star-oracle`` fixed order."""
     register(StarOracleOrder)
+
+
+PRETRAINED = {
+    "star-easy-loflexmdm": "LoFlexMDM (learned order) on easy star graphs, 4 x 128, CPU-trained",
+    "star-easy-flexmdm": "FlexMDM (uniform order) on easy star graphs, 4 x 128, CPU-trained",
+}
+
+
+@hookimpl
+def register_pretrained(register):
+    """Register the models shipped in ``pretrained/`` (see each folder's card.md)."""
+    for name, description in PRETRAINED.items():
+        register(name, package=__package__, description=description)
