@@ -1,0 +1,1 @@
+"""A bidirectional GRU generator for loflex (the writing-a-generator tutorial)."""
