@@ -25,11 +25,12 @@ from loflex.commands import (
     models,
     order,
     report,
+    scaffold,
 )
 from loflex.errors import LoflexError
 from loflex.version import __version__
 
-COMMAND_MODULES = (info, model, experiment, bench, order, report, models, diagnose)
+COMMAND_MODULES = (info, model, experiment, bench, order, report, models, diagnose, scaffold)
 SIGPIPE_STATUS = 141  # 128 + SIGPIPE, what a shell reports for a tool whose reader left
 
 __all__ = ["add_set_option", "build_parser", "main"]
