@@ -79,12 +79,27 @@ class Rotary(nn.Module):
 
     def rotate(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         """Rotate ``x`` (..., B, H, L, Dh) by the angles; channels past ``dim`` pass through."""
+        return self._rotate(x, cos, sin)
+
+    def rotate_slots(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        """Rotate ``x`` (B, L, ..., Dh), slots second (q and k stacked as (B, L, 2, H, Dh)).
+
+        The angles are those of :meth:`angles`, (B, 1, L, dim/2); one call rotates every
+        head of q and k together.
+        """
+        shape = (cos.shape[0], cos.shape[2]) + (1,) * (x.dim() - 3) + (cos.shape[3],)
+        return self._rotate(x, cos.reshape(shape), sin.reshape(shape))
+
+    def _rotate(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        """[x1, x2, rest] -> [x1 cos - x2 sin, x2 cos + x1 sin, rest].
+
+        The halves come from ``split``, not slicing: the backward then joins their
+        gradients with one ``cat`` instead of zero-filling a full-size tensor per slice.
+        """
         half = self.dim // 2
-        x1, x2 = x[..., :half], x[..., half:self.dim]
-        rotated = torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1).to(x.dtype)
-        if self.dim == x.shape[-1]:
-            return rotated
-        return torch.cat([rotated, x[..., self.dim:]], dim=-1)
+        rest = x.shape[-1] - self.dim
+        x1, x2, *passed = x.split([half, half, rest] if rest else [half, half], dim=-1)
+        return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin, *passed], dim=-1).to(x.dtype)
 
 
 class Block(nn.Module):
@@ -150,8 +165,10 @@ class Block(nn.Module):
         """Bidirectional rotary self-attention over the unmasked keys."""
         b, n, d = x.shape
         qkv = self.qkv(x.view(b * n, d)).view(b, n, 3, self.heads, d // self.heads)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (B, H, L, Dh) each
-        q, k = self.rotary.rotate(q, *rope), self.rotary.rotate(k, *rope)
+        qk, v = qkv.split([2, 1], dim=2)  # split, not sliced: no zero-filled slice gradients
+        qk = self.rotary.rotate_slots(qk, *rope)  # (B, L, 2, H, Dh): q and k at once
+        q, k = qk.permute(2, 0, 3, 1, 4).unbind(0)  # (B, H, L, Dh) each
+        v = v.squeeze(2).transpose(1, 2)  # (B, H, L, Dh)
         p = self.attention_dropout if self.training else 0.0
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, dropout_p=p)
         return self.attn_out(y.transpose(1, 2).reshape(b * n, d)).view(b, n, d)
