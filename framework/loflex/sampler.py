@@ -6,7 +6,9 @@ with probability ``1 - exp(-b_um h(t) dt)`` (its token drawn by the sampling
 function), and ``n_i ~ Poisson(b_in,i h(t) dt)`` masks are inserted into the gap to
 the left of every slot i that is not a prompt or BOS token (the gap left of EOS is
 where appending happens). The last model call fills every remaining mask by argmax.
-Tensors are kept trimmed to the current longest row, so early steps are cheap.
+Tensors are kept trimmed to the current longest row, so early steps are cheap, and a
+row that no later step can change (no mask left, no room to insert) leaves the batch the
+model sees.
 """
 
 from __future__ import annotations
@@ -151,7 +153,7 @@ def _sample_batch(generator, order, prompts: list[Example], settings: SampleConf
     dt = T_END / (settings.steps + 1)
     trajectory = Trajectory([0.0], [state.x.to("cpu", copy=True)]) if record else None
     for k in range(settings.steps):
-        _step(generator, order, state, k, dt, settings, width, constrain, rng)
+        _advance(generator, order, state, k, dt, settings, width, constrain, rng)
         if trajectory is not None:
             trajectory.t.append((k + 1) * dt)
             trajectory.x.append(state.x.to("cpu", copy=True))
@@ -175,6 +177,52 @@ def _initial_state(prompts: list[Example], width: int, device) -> _State:
     never = torch.full_like(x, -1, device=device)
     return _State(x=x.to(device), length=length, head=length - 1, reveal=never,
                   insert=never.clone())
+
+
+def finished_rows(state: _State, width: int) -> torch.Tensor:
+    """Return (B,) bool: the rows no later step can change.
+
+    A row without masks has nothing to reveal, and a row of ``width`` slots has no room
+    to insert into, so a row that is both keeps its tokens to the end.
+    """
+    return (state.length >= width) & ~(state.x == MASK).any(-1)
+
+
+def _advance(generator, order, state: _State, k: int, dt: float, settings: SampleConfig,
+             width: int, constrain: ConstrainFn | None, rng) -> None:
+    """Run step k on the rows that can still change; finished rows cost nothing.
+
+    Rows are independent given the model, so stepping the unfinished rows as a batch of
+    their own draws every row from the same law (the random streams differ from a step
+    of the whole batch).
+    """
+    active = ~finished_rows(state, width)
+    if bool(active.all()):
+        _step(generator, order, state, k, dt, settings, width, constrain, rng)
+        return
+    rows = active.nonzero().squeeze(1)
+    if rows.numel() == 0:
+        return
+    sub = _take_rows(state, rows)
+    _step(generator, order, sub, k, dt, settings, width, constrain, rng)
+    _put_rows(state, rows, sub)
+
+
+def _take_rows(state: _State, rows: torch.Tensor) -> _State:
+    """The state of ``rows`` (R,), trimmed to their longest row."""
+    length = state.length[rows]
+    keep = int(length.max())
+    return _State(x=state.x[rows, :keep], length=length, head=state.head[rows],
+                  reveal=state.reveal[rows, :keep], insert=state.insert[rows, :keep])
+
+
+def _put_rows(state: _State, rows: torch.Tensor, sub: _State) -> None:
+    """Write ``sub`` back into ``rows`` of ``state`` (a finished row keeps the full width)."""
+    extra = state.x.shape[1] - sub.x.shape[1]
+    state.x[rows] = F.pad(sub.x, (0, extra), value=PAD)
+    state.reveal[rows] = F.pad(sub.reveal, (0, extra), value=-1)
+    state.insert[rows] = F.pad(sub.insert, (0, extra), value=-1)
+    state.length[rows] = sub.length
 
 
 def _step(generator, order, state: _State, k: int, dt: float, settings: SampleConfig,
