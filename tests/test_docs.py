@@ -42,3 +42,30 @@ def test_tutorial_code_is_the_example_plugins_code():
     blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
     component = [b for b in blocks if "class RightToLeft" in b]
     assert component and component[0] in source, "writing-plugins.md drifted from example-plugin"
+
+
+def test_the_module_map_of_concepts_names_every_module():
+    text = (DOCS / "concepts.md").read_text()
+    package = DOCS.parent / "framework" / "loflex"
+    modules = [p.stem for p in package.glob("*.py") if p.stem != "__init__"]
+    modules += [p.name for p in package.iterdir() if (p / "__init__.py").is_file()]
+    missing = sorted(m for m in modules if not re.search(rf"`loflex\.{m}\b", text))
+    assert not missing, f"docs/concepts.md's module map lacks {missing}"
+
+
+def bad_method_citations(text: str, in_code: bool) -> list[str]:
+    """Citations of method.md that do not point at docs/method.md (with a section)."""
+    good = r"docs/method\.md §\d" if in_code else r"(docs/)?method\.md( §\d|\]|\)|#)"
+    return [m for m in re.findall(r"[\w/]*method\.md[^\n]{0,3}", text) if not re.match(good, m)]
+
+
+def test_docs_cite_the_method_page_in_the_repository():
+    """Docstrings and pages cite docs/method.md §N, never a method.md outside the repo."""
+    root = DOCS.parent
+    code = list((root / "framework").rglob("*.py")) + list((root / "plugins").rglob("*.py"))
+    bad = [f"{path.name}: {m}" for path in code for m in bad_method_citations(path.read_text(), True)]
+    bad += [f"{path.name}: {m}" for path in DOCS.glob("*.md")
+            for m in bad_method_citations(path.read_text(), False)]
+    assert not bad, bad
+    assert bad_method_citations("(method.md 2.1)", True) == ["method.md 2."]
+    assert bad_method_citations("see (method.md 2.1)", False) == ["method.md 2."]

@@ -102,6 +102,47 @@ def circles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
+LAZY_BY_DESIGN = {
+    "loflex.commands": "the CLI imports every command module when it starts; a command imports "
+                       "what it runs (training, sampling, plotting) only when it runs",
+}
+NOT_YET_AT_MODULE_LEVEL = {"loflex.bench", "loflex.memory", "loflex.report", "loflex.runtime",
+                           "loflex.train"}
+
+
+def function_level_imports(tree: ast.AST, package: str, modules: dict[str, Path]) -> set[str]:
+    """Return the loflex modules imported inside a function body of a parsed module."""
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = ast.Module(body=node.body, type_ignores=[])
+            found |= imported_modules(body, package, modules)
+    return found
+
+
+def test_function_level_imports_only_where_documented():
+    """With no circle, an import inside a function is only ever a choice of when to load."""
+    modules = module_files()
+    offenders = {}
+    for name, path in modules.items():
+        if any(name == lazy or name.startswith(lazy + ".") for lazy in LAZY_BY_DESIGN):
+            continue
+        if name in NOT_YET_AT_MODULE_LEVEL:
+            continue
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        inner = function_level_imports(ast.parse(path.read_text(encoding="utf-8")), package,
+                                       modules) - {name}
+        if inner:
+            offenders[name] = sorted(inner)
+    assert not offenders, f"move these imports to the top of the module: {offenders}"
+
+
+def test_function_level_imports_are_found():
+    modules = {"loflex": Path(), "loflex.a": Path(), "loflex.b": Path()}
+    tree = ast.parse("from loflex import a\n\ndef f():\n    import loflex.b\n")
+    assert function_level_imports(tree, "loflex", modules) == {"loflex.b"}
+
+
 def test_the_circle_finder_finds_a_planted_circle():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
     assert circles(graph) == [["a", "b", "c"]]

@@ -34,9 +34,11 @@ from loflex import schedule
 from loflex.batch import Batch
 from loflex.domain import Example
 from loflex.generator import Prediction
+from loflex.learned_order import insertion_times
 from loflex.loss import Normalisation, call_with_rng, generator_loss
 from loflex.order import OrderDynamics
 from loflex.process import NoisyBatch, noise
+from loflex.report import rank_correlation
 from loflex.vocab import EOS, MASK
 
 TIME_BINS = 10
@@ -322,9 +324,6 @@ def hint_correlation(order: OrderDynamics, examples: Sequence[Example],
     Examples without an order hint, or where rho is undefined (fewer than two
     tokens, constant hints or constant medians), are left out; None when none is left.
     """
-    from loflex.learned_order import insertion_times
-    from loflex.report import rank_correlation
-
     rhos = []
     for example in examples:
         if example.order_hint is None or len(example.target) < 2:

@@ -26,6 +26,8 @@ import torch
 from loflex.checkpoint import atomic_write_text
 from loflex.config import Run, load_run, read_toml, validate_run
 from loflex.errors import ConfigError
+from loflex.inference import generate_all, load_model
+from loflex.train import train
 
 ENTRY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 ENTRY_KEYS = {"run", "set"}
@@ -161,9 +163,6 @@ def prepare(out: Path, settings: ExperimentSettings) -> None:
 
 def run_entry(out: Path, name: str, settings: ExperimentSettings, progress: bool = True) -> dict:
     """Train (or resume) and evaluate one entry; return its result row."""
-    from loflex.inference import generate_all, load_model
-    from loflex.train import train
-
     folder = out / name
     result_path = folder / "result.json"
     if result_path.exists():

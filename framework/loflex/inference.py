@@ -16,11 +16,14 @@ import torch
 from torch import nn
 
 from loflex import checkpoint as ckpt
+from loflex import sampler
 from loflex.assemble import Model, assemble
-from loflex.config import Run, SampleConfig, validate_run
+from loflex.config import Run, SampleConfig, apply_overrides, validate_run
 from loflex.contracts import LogitConstrainedDomain, supports
 from loflex.domain import Example, Generated
 from loflex.errors import CheckpointError, ConfigError, LoflexError
+from loflex.pretrained import load_checkpoint
+from loflex.registry import options_error
 
 WEIGHT_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
@@ -60,8 +63,6 @@ class Loaded:
         try:
             return SampleConfig.model_validate({**self.run.sample.model_dump(), **update})
         except pydantic.ValidationError as exc:
-            from loflex.registry import options_error
-
             raise options_error("the sampler settings", exc) from None
 
     def generate(self, n: int | None = None, *, seed: int = 0, prompt: str | None = None,
@@ -113,9 +114,6 @@ def load_model(path: str | Path, *, use_ema: bool = True, device: str | torch.de
     Raises:
         CheckpointError: unreadable files, a missing plugin, or weights that do not fit.
     """
-    from loflex.config import apply_overrides
-    from loflex.pretrained import load_checkpoint
-
     saved = load_checkpoint(path)
     saved.model = as_fp32(saved.model, saved.path)
     saved.ema = as_fp32(saved.ema, saved.path) if saved.ema is not None else None
@@ -250,8 +248,6 @@ def generate(model: Model, settings: SampleConfig, *, seed: int = 0,
         ``(samples, output)`` per sampler batch: the :class:`Generated` samples and the
         raw :class:`loflex.sampler.SampleOutput` (with its trajectory when asked).
     """
-    from loflex import sampler
-
     rng = torch.Generator(device=device).manual_seed(seed)
     was_training = (model.generator.training, model.order.training)
     model.generator.eval()

@@ -2,6 +2,10 @@
 
 A plugin adds commands, or options of existing commands, through the
 ``register_commands`` hook, which receives a :class:`Commands`.
+
+The CLI imports every command module when it starts, so a command imports the machinery
+it runs (training, sampling, plotting) inside its handler, when it runs: the one place
+where loflex imports its own modules inside functions (tests/test_imports.py).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from loflex_graphs.graphs import (
     target_side,
 )
 
-SHAPES = {  # degree, path lengths (nodes), min_plan_length, node id bound: method.md 6.1
+SHAPES = {  # degree, path lengths (nodes), min_plan_length, node id bound: docs/method.md §6.1
     "easy": (3, {5}, 4, 20),
     "medium": (3, {3, 4, 5, 6}, 2, 20),
     "hard": (5, set(range(6, 13)), 5, 56),
