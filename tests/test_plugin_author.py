@@ -12,8 +12,10 @@ import subprocess
 import sys
 import types
 
+import loflex
 import pytest
-from loflex import Domain, hookimpl, load_run, plugins, registry
+import torch
+from loflex import Domain, contracts, hookimpl, load_run, plugins, registry
 from loflex.cli import build_parser, main
 from loflex.commands import show_progress
 from loflex.commands.experiment import curve_metric
@@ -189,3 +191,75 @@ def test_the_learning_curve_metric_comes_from_the_domain(toy, capsys):
     assert curve_metric("uniqueness", runs) == "uniqueness"
     assert curve_metric(None, {"a": {"domain": {"name": "sequences"}}}) == ""
     assert "domain 'sequences' names no headline metric" in capsys.readouterr().err
+
+
+# -- a misnamed component, order hints, the former names ------------------------------
+
+
+def test_a_misnamed_component_leaves_every_command_working(capsys):
+    class Half(ToyDomain):
+        name = "Half_Order"
+
+    plugin = types.SimpleNamespace(register_domains=hookimpl(lambda register: register(Half)))
+    with registered(plugin, name="half", check=False):
+        assert main(["plugins", "--json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert main(["components"]) == 0
+    assert [f["plugin"] for f in report["failed"]] == ["half"]
+    assert "Half_Order" in report["failed"][0]["problem"]
+    assert "half" not in {p["name"] for p in report["plugins"]}
+
+
+class HintedOrder(loflex.KumaraswamyOrder):
+    """Reads the order hint: b_in = 1 + hint."""
+
+    name = "hinted"
+    needs_order_hint = True
+
+    def forward(self, batch, t):
+        b_in = 1 + batch.order_hint
+        return loflex.TokenRates(b_in=b_in, b_um=torch.ones_like(b_in))
+
+
+class HintingToy(ToyDomain):
+    name = "hinting-toy"
+    provides_order_hint = True
+
+
+def test_an_order_that_needs_a_hint_is_refused_with_a_domain_without_one():
+    plugin = types.SimpleNamespace(
+        register_order_dynamics=hookimpl(lambda register: register(HintedOrder)),
+        register_domains=hookimpl(lambda register: [register(ToyDomain), register(HintingToy)]))
+    with registered(plugin, name="hints"):
+        with pytest.raises(loflex.ConfigError) as error:
+            load_run(None, ["domain.name=toy", "order.name=hinted"])
+        assert error.value.message == (
+            "order 'hinted' reads a per-token order hint, which domain 'toy' does not provide; "
+            "pick a domain that does (hinting-toy) or another order")
+        assert load_run(None, ["domain.name=hinting-toy", "order.name=hinted"]).order.name == \
+            "hinted"
+
+
+def test_the_former_names_keep_working():
+    from loflex import batch, config, domain, generator, order, report
+    from loflex.default_plugins import transformer
+
+    assert domain.Domain is contracts.Domain and domain.Example is contracts.Example
+    assert generator.Generator is contracts.Generator and order.TokenRates is contracts.TokenRates
+    assert batch.Batch is contracts.Batch and config.Options is contracts.Options
+    assert config.ComponentSpec is contracts.ComponentSpec
+    assert transformer.TrunkOutput is contracts.TrunkOutput
+    assert report.order_correlation_figure is report.order_hint_figure
+    with pytest.warns(DeprecationWarning, match="order_hint"):
+        example = loflex.Example(target=[5, 6], side=[1.0, 2.0])
+    assert example.order_hint == [1.0, 2.0]
+    with pytest.warns(DeprecationWarning, match="Example.order_hint"):
+        assert example.side == [1.0, 2.0]
+    collated = loflex.collate([example])
+    with pytest.warns(DeprecationWarning, match="Batch.order_hint"):
+        assert collated.side.tolist() == [[1.0, 2.0, 0.0]]
+    with pytest.warns(DeprecationWarning):
+        assert loflex.Batch(collated.x_1, collated.fixed, side=collated.order_hint).order_hint \
+            is collated.order_hint
+    with pytest.raises(TypeError, match="order_hint only"):
+        loflex.Example(target=[5], order_hint=[1.0], side=[1.0])

@@ -48,9 +48,9 @@ def add_commands(sub) -> None:
 
 
 def cmd_plugins(args) -> int:
-    infos = plugins.plugin_infos()
-    for _, base in KINDS:  # run every hook once, so a hook that raises is reported too
+    for _, base in KINDS:  # run every hook first, so a plugin that fails is reported as failed
         registry.registrations(base)
+    infos = plugins.plugin_infos()
     failures = [vars(f) for f in plugins.failures]
     if args.json:
         print(json.dumps({"plugins": infos, "failed": failures}, indent=2))
