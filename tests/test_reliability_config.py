@@ -329,11 +329,11 @@ def model_dir(tmp_path_factory):
      "a number has more than 4300 digits; no setting takes one that large"),
 ])
 def test_bad_command_line_values_give_one_line(model_dir, tmp_path, capsys, command, message):
-    args = [a.format(run=model_dir, out=tmp_path / "out") for a in command]
+    args = [a.format(run=model_dir, out=tmp_path / "out.jsonl") for a in command]
     assert main(args) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"Error: {message}") and err.count("\n") == 1, err
-    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "out.jsonl").exists()
 
 
 def test_cuda_on_a_machine_without_it(model_dir, tmp_path, capsys, monkeypatch):

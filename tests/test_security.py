@@ -181,7 +181,7 @@ def existing(path: Path, text: str = "precious\n") -> Path:
     ["data", "sequences", "--set", "domain.options.path={seqs}", "-o", "{out}"],
 ])
 def test_outputs_are_not_overwritten_without_force(model_dir, seqs, tmp_path, capsys, command):
-    out = existing(tmp_path / "out" / "result.txt")
+    out = existing(tmp_path / "out" / "result.jsonl")
     args = [a.format(model=model_dir, out=out, seqs=seqs) for a in command]
     assert main(args) == 1
     assert "already exists; pass --force to overwrite it" in capsys.readouterr().err
@@ -369,7 +369,7 @@ def test_a_planted_partial_sample_link_is_refused(model_dir, tmp_path, victim, c
 ])
 def test_a_linked_output_file_is_replaced_not_written_through(model_dir, seqs, tmp_path, victim,
                                                               command):
-    out = tmp_path / "out.txt"
+    out = tmp_path / "out.jsonl"
     out.symlink_to(victim)
     assert main([a.format(model=model_dir, out=out, seqs=seqs) for a in command]) == 0
     assert victim.read_bytes() == VICTIM_BYTES
