@@ -69,6 +69,14 @@ def test_an_unknown_train_setting_lists_the_valid_ones(capsys, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_an_unknown_component_option_lists_the_valid_ones(toy):
+    with pytest.raises(loflex.ConfigError) as error:
+        load_run(None, ["domain.name=toy", "domain.options.sise=3"])
+    assert error.value.message == (
+        "domain 'toy' has invalid options: sise: unknown option (remove it or check its "
+        "spelling); the options are size, min_length, max_length, seed")
+
+
 # -- the command line itself ----------------------------------------------------------
 
 

@@ -212,12 +212,20 @@ def validate_options(base: type, name: str, options: dict[str, Any] | pydantic.B
     try:
         return cls.Options.model_validate(options or {})
     except pydantic.ValidationError as exc:
-        raise options_error(f"{kind_of(base)} '{name}'", exc) from None
+        raise options_error(f"{kind_of(base)} '{name}'", exc, cls.Options) from None
 
 
-def options_error(what: str, exc: pydantic.ValidationError) -> ConfigError:
-    """Turn a pydantic error into a ConfigError naming ``what`` and each bad field."""
+def options_error(what: str, exc: pydantic.ValidationError,
+                  model: type[pydantic.BaseModel] | None = None) -> ConfigError:
+    """Turn a pydantic error into a ConfigError naming ``what`` and each bad field.
+
+    With ``model``, an unknown option's line also lists the valid ones.
+    """
     lines = [format_error(err) for err in exc.errors()]
+    if model is not None:
+        lines = [line + f"; the options are {', '.join(model.model_fields) or 'none'}"
+                 if err["type"] == "extra_forbidden" else line
+                 for line, err in zip(lines, exc.errors())]
     if len(lines) == 1:
         return ConfigError(f"{what} has invalid options: {lines[0]}")
     return ConfigError(f"{what} has invalid options:", details=lines)
