@@ -17,20 +17,22 @@ TINY = ["generator.options.layers=1", "generator.options.width=32", "generator.o
 AUX = ["order.options.layers=1", "order.options.width=32", "order.options.heads=2"]
 
 
-def losses(run_dir):
+def losses(run_dir, key="loss"):
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return {r["step"]: r["loss"] for r in rows if "loss" in r}
+    return {r["step"]: r[key] for r in rows if key in r}
 
 
 @pytest.mark.parametrize("order", ["uniform", "kumaraswamy"])
 def test_tiny_model_overfits_tiny_dataset(tmp_path, toy, order):
     extra = AUX if order == "kumaraswamy" else []
     run = load_run(None, ["domain.name=toy", "domain.options.size=8", f"order.name={order}",
-                          "train.steps=120", "train.lr=3e-3", *TINY, *extra])
+                          "train.steps=200", "train.lr=3e-3", *TINY, *extra])
     train(run, tmp_path, progress=False)
-    curve = losses(tmp_path)
+    # The generator's loss: a learned order's total also holds the REINFORCE surrogate and
+    # the regulariser, which need not fall.
+    curve = losses(tmp_path, "loss_theta")
     first = sum(curve[s] for s in range(1, 11)) / 10
-    last = sum(curve[s] for s in range(111, 121)) / 10
+    last = sum(curve[s] for s in range(191, 201)) / 10
     assert last < 0.5 * first, f"loss fell only from {first:.3f} to {last:.3f}"
 
 
