@@ -80,5 +80,5 @@ def test_order_command_and_report_on_a_tiny_star_run(tmp_path, capsys):
     assert cli.main(["report", str(run_dir), "-n", "4", "--examples", "1"]) == 0
     page = (run_dir / "report" / "index.html").read_text()
     assert "<h2>Learned order (kumaraswamy)</h2>" in page
-    assert "<h2>Order correlation</h2>" in page
-    assert png_size(run_dir / "report" / "order-correlation.png") == (450, 350)
+    assert "<h2>Reveal order against the order hint</h2>" in page
+    assert png_size(run_dir / "report" / "order-hint.png") == (450, 350)
