@@ -29,11 +29,8 @@ from loflex.contracts.generator import (
 from loflex.contracts.options import ComponentSpec, Options, undocumented_options
 from loflex.contracts.order import EventTimes, OrderDynamics, StateLogProbs, TokenRates
 
-COMPONENT_BASES = (Generator, OrderDynamics, Domain)
-
 __all__ = [
     "CAPABILITIES",
-    "COMPONENT_BASES",
     "SPLITS",
     "Batch",
     "ComponentSpec",
