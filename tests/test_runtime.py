@@ -123,3 +123,50 @@ def test_bench_train_times_the_training_step(toy, monkeypatch):
                                bare=False)
     assert calls == [1, 2, 3, 4]  # every call updated the EMA
     assert result.steps == 2
+
+
+@pytest.mark.parametrize(("precision", "device", "native", "expected"), [
+    ("fp32", "cpu", True, False),
+    ("fp32", "cuda", True, False),
+    ("bf16", "cuda", False, True),
+    ("bf16", "cpu", True, True),
+    ("bf16", "cpu", False, False),  # emulated bf16 matmuls would be slower than fp32
+])
+def test_bf16_autocasts_on_gpus_and_on_cpus_with_bf16_units(toy, monkeypatch, precision,
+                                                            device, native, expected):
+    import loflex.runtime as runtime
+
+    monkeypatch.setattr(runtime, "cpu_has_bf16", lambda: native)
+    cfg = tiny_run(f"train.precision={precision}").train
+    assert runtime.uses_bf16(cfg, torch.device(device)) is expected
+
+
+def test_bf16_training_step_runs_the_trunk_in_bf16_on_such_a_cpu(toy, monkeypatch):
+    import loflex.runtime as runtime
+
+    monkeypatch.setattr(runtime, "cpu_has_bf16", lambda: True)
+    run = tiny_run("train.precision=bf16")
+    model = fresh_model(run)
+    seen = []
+    block = model.generator.trunk.blocks[0]
+    block.qkv.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    step = TrainingStep(model, run.train, torch.device("cpu"))
+    step.prepare(1)
+    outcome = step(batches(model, run, 1)[0], torch.Generator().manual_seed(0))
+    assert seen == [torch.bfloat16] and outcome.applied
+    assert all(p.dtype == torch.float32 for p in model.generator.parameters())
+
+
+def test_cpu_bf16_attention_is_softmax_attention_over_the_kept_keys():
+    """attend() in bf16 on a CPU (the math kernel) against attention written out in fp64."""
+    from loflex.default_plugins.transformer import attend
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 5, 8, dtype=torch.float64) for _ in range(3))
+    keys = torch.tensor([[True] * 5, [True, True, True, False, False]])[:, None, None, :]
+    scores = (q @ k.transpose(-1, -2)) / math.sqrt(8)
+    weights = scores.masked_fill(~keys, -math.inf).softmax(-1)
+    expected = weights @ v
+    got = attend(q.bfloat16(), k.bfloat16(), v.bfloat16(), keys)
+    assert got.dtype == torch.bfloat16
+    torch.testing.assert_close(got.double(), expected, atol=3e-2, rtol=3e-2)

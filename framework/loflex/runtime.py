@@ -56,13 +56,25 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bf16 matrices natively (AMX tiles or AVX512-BF16)."""
+    probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
+
+
 def uses_bf16(cfg: TrainConfig, device: torch.device) -> bool:
-    """Whether ``train.precision`` asks for bf16 autocast and the device is a GPU."""
-    return cfg.precision == "bf16" and device.type == "cuda"
+    """Whether ``train.precision = "bf16"`` autocasts on ``device``.
+
+    On a GPU, and on a CPU with native bf16 matrix units; elsewhere bf16 matmuls would be
+    emulated (slower than fp32), so the step stays fp32.
+    """
+    if cfg.precision != "bf16":
+        return False
+    return device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16())
 
 
 def autocast_for(cfg: TrainConfig, device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast when ``train.precision`` is bf16 on a GPU, else a no-op."""
+    """bf16 autocast when :func:`uses_bf16`, else a no-op."""
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=uses_bf16(cfg, device))
 
 

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from loflex.contracts import Generator, Options, Prediction, TrunkOutput
 from loflex.errors import ConfigError
@@ -102,6 +103,21 @@ class Rotary(nn.Module):
         return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin, *passed], dim=-1).to(x.dtype)
 
 
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor | None,
+           dropout_p: float = 0.0) -> torch.Tensor:
+    """Scaled dot-product attention of q, k, v (B, H, L, Dh) over the keys of ``key_mask``.
+
+    In bf16 on a CPU the math kernel runs (its batched matmuls use the bf16 matrix units;
+    the CPU flash kernel is slower there); otherwise PyTorch picks the kernel (flash on CPU
+    in fp32).
+    """
+    if q.device.type == "cpu" and q.dtype == torch.bfloat16:
+        with sdpa_kernel(SDPBackend.MATH):
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask,
+                                                  dropout_p=dropout_p)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, dropout_p=dropout_p)
+
+
 class Block(nn.Module):
     """One DDiT block: adaLN-zero attention and MLP sub-blocks with gated residuals.
 
@@ -170,7 +186,7 @@ class Block(nn.Module):
         q, k = qk.permute(2, 0, 3, 1, 4).unbind(0)  # (B, H, L, Dh) each
         v = v.squeeze(2).transpose(1, 2)  # (B, H, L, Dh)
         p = self.attention_dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, dropout_p=p)
+        y = attend(q, k, v, key_mask, p)  # (B, H, L, Dh)
         return self.attn_out(y.transpose(1, 2).reshape(b * n, d)).view(b, n, d)
 
 
