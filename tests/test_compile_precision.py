@@ -13,11 +13,15 @@ import shutil
 
 import pytest
 import torch
+from loflex import load_run
 from loflex import loss as losses
+from loflex.assemble import assemble
 from loflex.batch import Batch
 from loflex.bench import compile_networks
 from loflex.default_plugins.orders import KumaraswamyDynamics
 from loflex.default_plugins.transformer import TransformerGenerator
+from loflex.inference import generate_all
+from loflex.runtime import cpu_has_bf16
 from loflex.vocab import BOS, EOS, PAD
 
 V = 12
@@ -92,3 +96,23 @@ def test_bf16_autocast_gives_the_fp32_loss():
     bf16 = float(objective(gen, order, autocast=True))
     assert bf16 == pytest.approx(fp32, rel=3e-2)
     assert bf16 != fp32, "autocast did lower some matmuls to bf16"
+
+
+def test_sample_precision_bf16_autocasts_the_networks_only_where_the_cpu_has_bf16_units(
+        tmp_path):
+    """``sample.precision = "bf16"`` runs the generator under bf16 autocast on a CPU with
+    bf16 matrix units (fp32 elsewhere); fp32 never autocasts; both give decodable samples."""
+    seqs = tmp_path / "seqs.txt"
+    seqs.write_text("ACGTAC\nGATTACA\nCAT\nTAGGCT\n" * 4)
+    tiny = ["domain.name=sequences", f"domain.options.path={seqs}", "order.name=uniform",
+            "generator.options.layers=1", "generator.options.width=32",
+            "generator.options.heads=2", "sample.num_samples=4", "sample.steps=4"]
+    for precision, expected in (("fp32", False), ("bf16", cpu_has_bf16())):
+        run = load_run(None, [*tiny, f"sample.precision={precision}"])
+        model = assemble(run)
+        seen: list[bool] = []
+        model.generator.register_forward_pre_hook(
+            lambda module, args: seen.append(torch.is_autocast_enabled("cpu")))
+        samples = generate_all(model, run.sample, seed=0)
+        assert len(samples) == 4 and seen
+        assert set(seen) == {expected}, f"sample.precision={precision}"

@@ -5,10 +5,13 @@
 # docs/scripts/results/side-by-side-<UTC date and time>/fp32/ (the logs, which name local
 # folders, stay in the temporary folder printed at the end).
 #
+# loflex runs through docs/scripts/loflex-as-reference, so the FlexMDM row times the
+# reference-faithful `flexmdm` baseline (the shared script selects the uniform order).
+#
 # The reference multiplies its "fp32" matrices in bf16 wherever the CPU has bf16 units
 # (its training command sets torch.set_float32_matmul_precision("medium")). On such a CPU
-# a second pass runs the same script with loflex at train.precision = bf16
-# (docs/scripts/loflex-bf16), kept in .../bf16/. PRECISIONS="fp32" runs the first only.
+# a second pass runs the same script with loflex at train.precision = bf16 and
+# sample.precision = bf16, kept in .../bf16/. PRECISIONS="fp32" runs the first only.
 #
 #   REF_REPO=<snapshot of github:dhruvdcoder/LoFlexMDM> docs/scripts/side_by_side.sh
 #
@@ -38,19 +41,19 @@ stamp=$(date -u +%Y%m%d-%H%M%S)
 DEST=docs/scripts/results/side-by-side-$stamp$suffix
 WORK=$(mktemp -d)
 mkdir -p "$DEST"
-run_pass() {  # NAME LOFLEX-EXECUTABLE
+run_pass() {  # PRECISION
   mkdir -p "$DEST/$1" "$WORK/$1"
   echo "== $1"
-  local base=$LOFLEX
-  LOFLEX_BASE="$base" LOFLEX="$2" REF_REPO="$REF_REPO" \
+  PRECISION="$1" LOFLEX_BASE="$LOFLEX" LOFLEX="$(pwd)/docs/scripts/loflex-as-reference" \
+    REF_REPO="$REF_REPO" \
     bash "$REFBENCH/side_by_side.sh" "$WORK/$1" | tee "$DEST/$1/table.md"
   cp "$WORK/$1"/*.json "$DEST/$1/"
 }
 bf16_units=$("$(dirname "$LOFLEX")/python" -c "from loflex.runtime import cpu_has_bf16; print(int(cpu_has_bf16()))")
 for precision in ${PRECISIONS:-fp32 bf16}; do
   case "$precision" in
-    fp32) run_pass fp32 "$LOFLEX" ;;
-    bf16) if [ "$bf16_units" = 1 ]; then run_pass bf16 "$(pwd)/docs/scripts/loflex-bf16"
+    fp32) run_pass fp32 ;;
+    bf16) if [ "$bf16_units" = 1 ]; then run_pass bf16
           else echo "== bf16 skipped: this CPU has no bf16 matrix units"; fi ;;
     *) echo "unknown precision '$precision' in PRECISIONS; use fp32 and/or bf16" >&2; exit 2 ;;
   esac

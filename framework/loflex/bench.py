@@ -230,7 +230,7 @@ def bench_sample(run: Run, steps: int, warmup: int, device: torch.device, *,
     settings = run.sample
     prompts = sampling_prompts(model, settings, settings.batch_size)
     rng = torch.Generator(device=device).manual_seed(run.seed)
-    autocast = autocast_for(run.train, device)
+    autocast = autocast_for(run.sample, device)
     outputs: list[sampler.SampleOutput] = []
 
     def go() -> None:
@@ -281,5 +281,6 @@ def _result(kind: str, run: Run, timings: _Timings, real_tokens: float, width: i
         bare_step_s=bare, overhead=median / bare - 1 if bare else 0.0,
         threads=torch.get_num_threads(), device=str(device), world_size=world,
         steps=len(timings.wall), batch_size=batch, compiled=run.train.compile,
-        precision="bf16" if uses_bf16(run.train, device) else "fp32")
+        precision="bf16" if uses_bf16(run.train if kind == "train" else run.sample, device)
+        else "fp32")
 

@@ -104,6 +104,10 @@ class SampleConfig(Options):
         "test", description="Where prompts come from for conditional domains."
     )
     use_ema: bool = Field(True, description="Sample with the EMA weights when present.")
+    precision: Literal["fp32", "bf16"] = Field(
+        "fp32", description="fp32, or bf16 autocast of the networks' matrix multiplies on a "
+        "GPU or a CPU with bf16 matrix units (elsewhere fp32); token and rate probabilities "
+        "stay fp32. Quality figures in the docs are measured in fp32.")
 
     @pydantic.model_validator(mode="after")
     def _check_confidence_on(self) -> SampleConfig:

@@ -24,6 +24,7 @@ from loflex.domain import Example, Generated
 from loflex.errors import CheckpointError, ConfigError, LoflexError
 from loflex.pretrained import load_checkpoint
 from loflex.registry import options_error
+from loflex.runtime import autocast_for
 
 WEIGHT_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
@@ -254,7 +255,7 @@ def generate(model: Model, settings: SampleConfig, *, seed: int = 0,
     model.order.eval()
     try:
         for chunk in prompt_chunks(model, settings, prompt):
-            with torch.no_grad():
+            with torch.no_grad(), autocast_for(settings, torch.device(device)):
                 out = sampler.sample(model.generator, model.order, chunk,
                                      _with_room(model, settings, chunk),
                                      constrain_logits=_constraint(model), rng=rng,

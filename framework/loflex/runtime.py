@@ -21,7 +21,7 @@ from torch import nn
 from loflex import loss as losses
 from loflex.assemble import Model
 from loflex.batch import Batch
-from loflex.config import TrainConfig
+from loflex.config import SampleConfig, TrainConfig
 from loflex.errors import ConfigError
 from loflex.optim import EMA, lr_factor, make_optimizer, named_parameters
 
@@ -62,8 +62,8 @@ def cpu_has_bf16() -> bool:
     return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
 
 
-def uses_bf16(cfg: TrainConfig, device: torch.device) -> bool:
-    """Whether ``train.precision = "bf16"`` autocasts on ``device``.
+def uses_bf16(cfg: TrainConfig | SampleConfig, device: torch.device) -> bool:
+    """Whether ``precision = "bf16"`` (of ``train`` or ``sample``) autocasts on ``device``.
 
     On a GPU, and on a CPU with native bf16 matrix units; elsewhere bf16 matmuls would be
     emulated (slower than fp32), so the step stays fp32.
@@ -73,7 +73,7 @@ def uses_bf16(cfg: TrainConfig, device: torch.device) -> bool:
     return device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16())
 
 
-def autocast_for(cfg: TrainConfig, device: torch.device) -> contextlib.AbstractContextManager:
+def autocast_for(cfg: TrainConfig | SampleConfig, device: torch.device) -> contextlib.AbstractContextManager:
     """bf16 autocast when :func:`uses_bf16`, else a no-op."""
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=uses_bf16(cfg, device))
 
