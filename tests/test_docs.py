@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import re
 from pathlib import Path
 
+import loflex.contracts
 from loflex import hookspecs
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -69,3 +71,28 @@ def test_docs_cite_the_method_page_in_the_repository():
     assert not bad, bad
     assert bad_method_citations("(method.md 2.1)", True) == ["method.md 2."]
     assert bad_method_citations("see (method.md 2.1)", False) == ["method.md 2."]
+
+
+def api_reference_script():
+    """Import docs/scripts/api_reference.py (not a package) by its path."""
+    path = DOCS / "scripts" / "api_reference.py"
+    spec = importlib.util.spec_from_file_location("api_reference", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_contracts_reference_is_generated_from_the_docstrings():
+    script = api_reference_script()
+    expected = script.render()
+    current = (DOCS / "reference.md").read_text(encoding="utf-8")
+    assert current == expected, ("docs/reference.md differs from the contracts' docstrings; run "
+                                 f"`{script.COMMAND}` and commit docs/reference.md")
+
+
+def test_the_contracts_reference_covers_every_public_name_and_is_linked():
+    text = (DOCS / "reference.md").read_text(encoding="utf-8")
+    missing = [name for name in loflex.contracts.__all__ if f"`{name}" not in text]
+    assert not missing, f"docs/reference.md lacks {missing}"
+    for page in ("concepts.md", "writing-plugins.md"):
+        assert "(reference.md)" in (DOCS / page).read_text(), f"docs/{page} does not link it"
