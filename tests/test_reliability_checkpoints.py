@@ -311,3 +311,67 @@ def test_json_that_is_not_an_object(run_dir, name, content):
     (step_dir(run_dir) / name).write_text(content)
     expect(rf"{name}' (holds a JSON \w+, not an object|is corrupt or truncated); use an earlier "
            r"checkpoint", run_dir)
+
+
+# -- weights that are not finite or not floating point ------------------------------------------
+
+def rewrite_weights(run_dir, name, change) -> str:
+    """Apply ``change`` to the first tensor of a weights file; return that tensor's name."""
+    from safetensors.torch import load_file, save_file
+
+    path = step_dir(run_dir) / name
+    tensors = load_file(path)
+    first = sorted(tensors)[0]
+    tensors[first] = change(tensors[first])
+    save_file(tensors, path)
+    return first
+
+
+def all_of(value):
+    return lambda tensor: torch.full_like(tensor, value)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")], ids=["nan", "inf"])
+def test_nonfinite_ema_weights_point_to_the_raw_ones(run_dir, value):
+    tensor = rewrite_weights(run_dir, "ema.safetensors", all_of(value))
+    error = expect(rf"step-00000002' holds NaN or infinite values in '{re.escape(tensor)}' of "
+                   r"ema.safetensors; its raw weights are finite: load them with --no-ema "
+                   r"\(use_ema=False\), or use an earlier checkpoint$", run_dir)
+    assert "\n" not in str(error)
+    samples = load_model(run_dir, use_ema=False).generate(2, steps=4)
+    assert any(s.tokens for s in samples)
+
+
+def test_nonfinite_raw_and_ema_weights_are_refused(run_dir):
+    tensor = rewrite_weights(run_dir, "ema.safetensors", all_of(float("nan")))
+    rewrite_weights(run_dir, "model.safetensors", all_of(float("nan")))
+    expect(rf"holds NaN or infinite values in '{re.escape(tensor)}' of ema.safetensors; the "
+           r"checkpoint is damaged: use an earlier checkpoint$", run_dir)
+
+
+def test_nonfinite_raw_weights_are_refused_without_ema(run_dir):
+    tensor = rewrite_weights(run_dir, "model.safetensors", all_of(float("-inf")))
+    expect(rf"holds NaN or infinite values in '{re.escape(tensor)}' of model.safetensors; the "
+           r"checkpoint is damaged: use an earlier checkpoint$", run_dir, use_ema=False)
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.uint8, torch.bool],
+                         ids=["int64", "int32", "uint8", "bool"])
+@pytest.mark.parametrize("name", ["model.safetensors", "ema.safetensors"])
+def test_weights_that_are_not_floating_point_are_refused(run_dir, name, dtype):
+    tensor = rewrite_weights(run_dir, name, lambda t: t.to(dtype))
+    shown = str(dtype).removeprefix("torch.")
+    expect(rf"stores '{re.escape(tensor)}' in {name} as {shown}; loflex loads weights stored as "
+           r"fp32, fp16 or bf16 only: save the weights in one of those$", run_dir)
+
+
+@pytest.mark.parametrize("change, problem", [
+    (lambda t: t.to(torch.int64), r"as int64; loflex loads weights stored as fp32, fp16 or bf16"),
+    (all_of(float("nan")), r"holds NaN or infinite values in '.*' of model.safetensors"),
+], ids=["int64", "nan"])
+def test_resume_refuses_weights_that_are_not_finite_floats(run_dir, change, problem):
+    rewrite_weights(run_dir, "model.safetensors", change)
+    with pytest.raises(CheckpointError) as info:
+        resume(run_dir)
+    assert re.search(problem, info.value.message), info.value.message
+    assert not (run_dir / "checkpoints" / "step-00000003").exists()

@@ -327,6 +327,16 @@ def model_dir(tmp_path_factory):
       "--nominal-peak-gflops", "nan"], "--nominal-peak-gflops must be positive"),
     (["train", "--set", f"train.steps={'9' * 5000}", "-o", "{out}"],
      "a number has more than 4300 digits; no setting takes one that large"),
+    (["sample", "{run}", "-n", "1", "--set", "sample.top_k=-1", "-o", "{out}"],
+     "invalid run config: sample.top_k: Input should be greater than or equal to 0"),
+    (["evaluate", "{run}", "-n", "1", "--set", "sample.top_p=1.5"],
+     "invalid run config: sample.top_p: Input should be less than or equal to 1"),
+    (["sample", "{run}", "-n", "1", "--set", "sample.temperature=0", "-o", "{out}"],
+     "invalid run config: sample.temperature: Input should be greater than 0"),
+    (["sample", "{run}", "-n", "1", "--set", "sample.stepz=3", "-o", "{out}"],
+     "invalid run config: sample.stepz: unknown option (remove it or check its spelling)"),
+    (["evaluate", "{run}", "-n", "1", "--set", "sample"],
+     "override 'sample' has no '='; write it as section.key=value"),
 ])
 def test_bad_command_line_values_give_one_line(model_dir, tmp_path, capsys, command, message):
     args = [a.format(run=model_dir, out=tmp_path / "out.jsonl") for a in command]

@@ -7,9 +7,11 @@ directory or the name of a pretrained model (see :mod:`loflex.pretrained`).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pydantic
 import torch
@@ -27,6 +29,9 @@ from loflex.registry import options_error
 from loflex.runtime import autocast_for
 
 WEIGHT_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+ACCEPTED_DTYPES = "fp32, fp16 or bf16"
+MODEL_FILE, EMA_FILE = "model.safetensors", "ema.safetensors"
+T = TypeVar("T")
 
 
 @dataclass
@@ -103,7 +108,8 @@ def load_model(path: str | Path, *, use_ema: bool = True, device: str | torch.de
                overrides: list[str] | None = None) -> Loaded:
     """Restore the model of a run directory, checkpoint directory or pretrained model.
 
-    Weights stored as fp16, bf16 or fp32 are loaded as fp32; other dtypes are refused.
+    Weights stored as fp16, bf16 or fp32 are loaded as fp32; other dtypes and weights
+    holding NaN or infinite values are refused.
 
     Args:
         path: a run directory (its latest checkpoint), a checkpoint directory, or the
@@ -113,18 +119,17 @@ def load_model(path: str | Path, *, use_ema: bool = True, device: str | torch.de
         overrides: ``--set`` overrides applied to the stored run (e.g. sampler settings).
 
     Raises:
-        CheckpointError: unreadable files, a missing plugin, or weights that do not fit.
+        CheckpointError: unreadable files, a missing plugin, weights that do not fit, are
+            not floating point or are not finite.
+        ConfigError: an invalid override (e.g. ``sample.top_k=-1``).
     """
     saved = load_checkpoint(path)
     saved.model = as_fp32(saved.model, saved.path)
-    saved.ema = as_fp32(saved.ema, saved.path) if saved.ema is not None else None
-    try:
-        run = validate_run(apply_overrides(dict(saved.run), overrides or []))
-        model = assemble(run, domain_state=saved.state.get("domain"))
-    except LoflexError as exc:
-        raise CheckpointError(
-            f"checkpoint '{saved.path}' cannot be rebuilt: {exc.message}{_owner_hint(saved)}"
-        ) from None
+    saved.ema = as_fp32(saved.ema, saved.path, EMA_FILE) if saved.ema is not None else None
+    if use_ema and saved.ema is not None:
+        check_ema_finite(saved)
+    run = overridden_run(rebuildable(saved, lambda: validate_run(_copy(saved.run))), overrides)
+    model = rebuildable(saved, lambda: assemble(run, domain_state=saved.state.get("domain")))
     modules = model.modules()
     load_weights(modules, saved.model, saved.path)
     if use_ema and saved.ema is not None:
@@ -137,24 +142,104 @@ def load_model(path: str | Path, *, use_ema: bool = True, device: str | torch.de
 load = load_model
 
 
-def as_fp32(tensors: dict[str, torch.Tensor], source: Path) -> dict[str, torch.Tensor]:
+def as_fp32(tensors: dict[str, torch.Tensor], source: Path,
+            file: str = MODEL_FILE) -> dict[str, torch.Tensor]:
     """Return the weights as fp32.
 
     Raises:
-        CheckpointError: a tensor is stored in a dtype other than fp16, bf16 or fp32.
+        CheckpointError: a tensor is stored in a dtype other than fp32, fp16 or bf16.
+    """
+    check_dtypes(tensors, source, file)
+    return {name: tensor.float() for name, tensor in tensors.items()}
+
+
+def check_dtypes(tensors: dict[str, torch.Tensor], source: Path, file: str = MODEL_FILE) -> None:
+    """Refuse a weight tensor that is not fp32, fp16 or bf16 (an int64 or bool one, say).
+
+    Raises:
+        CheckpointError: naming the checkpoint, the file, the tensor and the accepted dtypes.
     """
     for name, tensor in tensors.items():
         if tensor.dtype not in WEIGHT_DTYPES:
             raise CheckpointError(
-                f"'{source}' stores '{name}' as {str(tensor.dtype).removeprefix('torch.')}; "
-                "loflex loads fp16, bf16 or fp32 weights only — save the weights in one of those"
+                f"'{source}' stores '{name}' in {file} as "
+                f"{str(tensor.dtype).removeprefix('torch.')}; loflex loads weights stored as "
+                f"{ACCEPTED_DTYPES} only: save the weights in one of those"
             )
-    return {name: tensor.float() for name, tensor in tensors.items()}
+
+
+def nonfinite_tensor(tensors: dict[str, torch.Tensor]) -> str | None:
+    """Return the name of the first tensor holding a NaN or an infinity, else None."""
+    return next((name for name, tensor in tensors.items()
+                 if tensor.is_floating_point() and not torch.isfinite(tensor).all()), None)
+
+
+def check_finite(tensors: dict[str, torch.Tensor], source: Path, file: str = MODEL_FILE) -> None:
+    """Refuse weights holding NaN or infinite values (they would sample nothing).
+
+    Raises:
+        CheckpointError: naming the checkpoint, the file and the tensor.
+    """
+    name = nonfinite_tensor(tensors)
+    if name is not None:
+        raise CheckpointError(
+            f"'{source}' holds NaN or infinite values in '{name}' of {file}; the checkpoint is "
+            "damaged: use an earlier checkpoint"
+        )
+
+
+def check_ema_finite(saved: ckpt.Checkpoint) -> None:
+    """Refuse non-finite EMA weights, pointing to the raw weights when those are finite.
+
+    Raises:
+        CheckpointError: naming the checkpoint and the tensor, and ``--no-ema`` when the raw
+            weights would load.
+    """
+    name = nonfinite_tensor(saved.ema or {})
+    if name is None:
+        return
+    if nonfinite_tensor(saved.model) is not None:
+        check_finite(saved.ema, saved.path, EMA_FILE)
+    raise CheckpointError(
+        f"'{saved.path}' holds NaN or infinite values in '{name}' of {EMA_FILE}; its raw "
+        "weights are finite: load them with --no-ema (use_ema=False), or use an earlier "
+        "checkpoint"
+    )
+
+
+def rebuildable(saved: ckpt.Checkpoint, rebuild: Callable[[], T]) -> T:
+    """Return ``rebuild()``; a failure to rebuild the stored run names the checkpoint.
+
+    Raises:
+        CheckpointError: the stored run cannot be validated or assembled (a plugin missing,
+            say), with the plugins the checkpoint came from.
+    """
+    try:
+        return rebuild()
+    except LoflexError as exc:
+        raise CheckpointError(
+            f"checkpoint '{saved.path}' cannot be rebuilt: {exc.message}{_owner_hint(saved)}"
+        ) from None
+
+
+def overridden_run(run: Run, overrides: list[str] | None) -> Run:
+    """Return the stored ``run`` with ``--set`` overrides applied and validated.
+
+    Raises:
+        ConfigError: an override is malformed or gives an invalid value (as in training).
+    """
+    if not overrides:
+        return run
+    return validate_run(apply_overrides(run.model_dump(mode="json"), overrides))
+
+
+def _copy(data: dict) -> dict:
+    return json.loads(json.dumps(data))
 
 
 def starting_weights(saved: ckpt.Checkpoint) -> dict[str, torch.Tensor]:
     """Return the weights a fine-tuning run starts from: the EMA over the raw ones, fp32."""
-    return {**as_fp32(saved.model, saved.path), **as_fp32(saved.ema or {}, saved.path)}
+    return {**as_fp32(saved.model, saved.path), **as_fp32(saved.ema or {}, saved.path, EMA_FILE)}
 
 
 def _owner_hint(saved: ckpt.Checkpoint) -> str:
@@ -167,7 +252,14 @@ def _owner_hint(saved: ckpt.Checkpoint) -> str:
 
 def load_weights(modules: dict[str, nn.Module], tensors: dict[str, torch.Tensor],
                  source: Path) -> None:
-    """Load ``prefix.name`` tensors into the modules, with a clear error on mismatch."""
+    """Load ``prefix.name`` tensors into the modules, with a clear error on mismatch.
+
+    Raises:
+        CheckpointError: a tensor is missing, unexpected, of another shape, not stored as
+            fp32, fp16 or bf16, or holds NaN or infinite values.
+    """
+    check_dtypes(tensors, source)
+    check_finite(tensors, source)
     for prefix, module in modules.items():
         own = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
         expected = module.state_dict()
