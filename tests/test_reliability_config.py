@@ -385,3 +385,86 @@ def test_resume_refuses_to_switch_the_order(model_dir, tmp_path, capsys):
         "left-to-right would switch it mid-run, so start a new run instead (-o, with --init "
         f"{run_dir} to keep its weights)\n")
     assert (run_dir / "metrics.jsonl").read_bytes() == before
+
+
+# -- damaged files of an experiment directory ------------------------------------------------
+
+def experiment_args(seqs, out) -> list[str]:
+    """The arguments of a one-order experiment on ``seqs`` into ``out``."""
+    run_file = out.parent / "run.toml"
+    run_file.write_text(f'[domain]\nname = "sequences"\noptions = {{ path = "{seqs}" }}\n')
+    return ["experiment", str(run_file), "--orders", "uniform", "--budget-minutes", "0.01",
+            "--curve-metric", "exact_match",
+            "--no-progress", "-o", str(out)]
+
+
+SETTINGS_FIX = ("delete it and rerun the same command to write it again (finished entries are "
+                "kept), or choose another -o")
+
+
+@pytest.mark.parametrize("content, problem", [
+    (b'{"entries": ["uniform"', r"is not valid JSON \(Expecting .*\)"),
+    (b"\xff\xfe{}", r"is not valid JSON \(.*utf-8.*\)"),
+    (b"[" * 100_000 + b"]" * 100_000, r"is not valid JSON \(maximum recursion depth.*\)"),
+    (b"[1, 2]", r"holds a JSON list, not an object"),
+    (b'"text"', r"holds a JSON str, not an object"),
+    (b'{"entries": "uniform"}', r"is damaged \('entries' is str, not a list of entry names\)"),
+    (b'{"budget_minutes": "ten"}', r"is damaged \('budget_minutes' is str, not a number\)"),
+    (b'{"seed": true}', r"is damaged \('seed' is bool, not an integer\)"),
+    (b'{"runs": [1]}', r"is damaged \('runs' is list, not a table of runs\)"),
+    (b'{"orders": 5, "run": {}}',
+     r"is damaged \('orders' must be a list of names and 'run' a table\)"),
+    (b'{"orders": ["uniform"], "run": {"train": 1}}', r"is damaged \(.*\)"),
+], ids=["cut-off", "not-utf8", "deep", "list", "string", "entries", "budget", "seed-bool",
+        "runs", "old-orders", "old-run"])
+def test_a_damaged_experiment_json_is_one_line_and_left_alone(seqs, tmp_path, capsys, content,
+                                                              problem):
+    out = tmp_path / "exp"
+    out.mkdir()
+    (out / "experiment.json").write_bytes(content)
+    assert main(experiment_args(seqs, out)) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert re.fullmatch(rf"Error: '{re.escape(str(out))}/experiment.json' {problem}; "
+                        rf"{re.escape(SETTINGS_FIX)}\n", err), err
+    assert (out / "experiment.json").read_bytes() == content
+    assert sorted(p.name for p in out.iterdir()) == ["experiment.json"]
+
+
+def test_an_experiment_json_that_is_a_folder(seqs, tmp_path, capsys):
+    out = tmp_path / "exp"
+    (out / "experiment.json").mkdir(parents=True)
+    assert main(experiment_args(seqs, out)) == 1
+    assert capsys.readouterr().err == (f"Error: '{out}/experiment.json' is a folder, not a "
+                                       f"regular file; {SETTINGS_FIX}\n")
+
+
+@pytest.mark.parametrize("content, problem", [
+    (b'{"exact_match": 0.5', r"is not valid JSON"),
+    (b"[0.5]", r"holds a JSON list, not an object"),
+], ids=["cut-off", "list"])
+def test_a_damaged_result_json_names_the_entry_file(seqs, tmp_path, content, problem):
+    from loflex.experiment import ExperimentSettings, order_runs, run_experiment
+
+    run = load_run(None, ["domain.name=sequences", f"domain.options.path={seqs}"])
+    settings = ExperimentSettings(entries=["uniform"], budget_minutes=0.01,
+                                  runs=order_runs(run, ["uniform"]))
+    result = tmp_path / "uniform" / "result.json"
+    result.parent.mkdir(parents=True)
+    result.write_bytes(content)
+    with pytest.raises(ConfigError) as info:
+        run_experiment(tmp_path, settings, progress=False)
+    assert re.fullmatch(rf"'{re.escape(str(result))}' {problem}.*; delete it to train and "
+                        r"evaluate that entry again", info.value.message), info.value.message
+    assert result.read_bytes() == content
+
+
+def test_the_learning_curve_leaves_out_damaged_metrics_lines(tmp_path):
+    from loflex.experiment import learning_curve
+
+    (tmp_path / "metrics.jsonl").write_text(
+        '{"step": 1, "sample/exact_match": 0.1}\n[1, 2]\n{"step": 2, "sample/exact_m\n'
+        '{"sample/exact_match": 0.3}\n{"step": "x", "sample/exact_match": 0.4}\n'
+        '{"step": 3, "sample/exact_match": "high"}\n\xff\n{"step": 4, "sample/exact_match": 0.5}\n',
+        encoding="latin-1")
+    assert learning_curve(tmp_path, "exact_match") == [(1, 0.1), (4, 0.5)]

@@ -14,6 +14,7 @@ entries are skipped and an interrupted one continues from its last checkpoint.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import re
 import time
@@ -25,12 +26,16 @@ import torch
 
 from loflex.checkpoint import atomic_write_text
 from loflex.config import Run, load_run, read_toml, validate_run
-from loflex.errors import ConfigError
+from loflex.errors import ConfigError, LoflexError
 from loflex.inference import generate_all, load_model
+from loflex.rundir import excerpt, kind_of, open_regular
 from loflex.train import train
 
 ENTRY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 ENTRY_KEYS = {"run", "set"}
+SETTINGS_FIX = ("delete it and rerun the same command to write it again (finished entries are "
+                "kept), or choose another -o")
+RESULT_FIX = "delete it to train and evaluate that entry again"
 
 
 @dataclass
@@ -138,17 +143,91 @@ def _upgrade(saved: dict[str, Any]) -> dict[str, Any]:
     """Read the settings of an experiment written before entries (``orders`` + one ``run``)."""
     if "orders" not in saved or "run" not in saved:
         return saved
+    if not _strings(saved["orders"]) or not isinstance(saved["run"], dict):
+        raise ConfigError("'orders' must be a list of names and 'run' a table")
     upgraded = {k: v for k, v in saved.items() if k not in ("orders", "run")}
     upgraded["entries"] = saved["orders"]
     upgraded["runs"] = order_runs(validate_run(saved["run"]), saved["orders"])
     return upgraded
 
 
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+SETTING_CHECKS = {
+    "entries": (_strings, "a list of entry names"),
+    "budget_minutes": (_number, "a number"),
+    "eval_samples": (_integer, "an integer"),
+    "eval_steps": (_integer, "an integer"),
+    "curve_metric": (lambda v: isinstance(v, str), "a string"),
+    "seed": (_integer, "an integer"),
+    "runs": (lambda v: isinstance(v, dict) and all(isinstance(r, dict) for r in v.values()),
+             "a table of runs"),
+}
+
+
+def settings_problem(saved: dict[str, Any]) -> str | None:
+    """Return what is wrong with the types of saved experiment settings, or None."""
+    for key, (valid, expected) in SETTING_CHECKS.items():
+        if key in saved and not valid(saved[key]):
+            return f"'{key}' is {type(saved[key]).__name__}, not {expected}"
+    return None
+
+
+def read_json_object(path: Path, fix: str) -> dict[str, Any]:
+    """Read a JSON object the experiment wrote; never changes the file.
+
+    Args:
+        path: the file (a regular file; a link to one is followed).
+        fix: what to do about a damaged file, ending the error message.
+
+    Raises:
+        ConfigError: the file is not a regular file, not UTF-8 JSON or not an object.
+    """
+    try:
+        with os.fdopen(open_regular(path, os.O_RDONLY, follow=True), "rb") as handle:
+            value = json.loads(handle.read().decode("utf-8"))
+    except LoflexError:
+        raise ConfigError(f"'{path}' is {kind_of(path)}, not a regular file; {fix}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ConfigError(f"'{path}' is not valid JSON ({excerpt(str(exc), 80)}); {fix}") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"'{path}' holds a JSON {type(value).__name__}, not an object; {fix}")
+    return value
+
+
+def read_settings(path: Path) -> dict[str, Any]:
+    """Read ``experiment.json`` (the settings of an experiment being resumed).
+
+    Raises:
+        ConfigError: the file is damaged (not JSON, not an object, a field of the wrong type),
+            naming it and saying how to rewrite it.
+    """
+    saved = read_json_object(path, SETTINGS_FIX)
+    try:
+        saved = _upgrade(saved)
+    except LoflexError as exc:
+        raise ConfigError(f"'{path}' is damaged ({exc.message}); {SETTINGS_FIX}") from None
+    problem = settings_problem(saved)
+    if problem is not None:
+        raise ConfigError(f"'{path}' is damaged ({problem}); {SETTINGS_FIX}")
+    return saved
+
+
 def prepare(out: Path, settings: ExperimentSettings) -> None:
     """Write ``experiment.json``, or check it matches when resuming."""
     path = out / "experiment.json"
     if path.exists():
-        saved = _upgrade(json.loads(path.read_text()))
+        saved = read_settings(path)
         if saved != asdict(settings):
             changed = sorted(k for k in {*saved, *asdict(settings)}
                              if saved.get(k) != asdict(settings).get(k))
@@ -166,7 +245,7 @@ def run_entry(out: Path, name: str, settings: ExperimentSettings, progress: bool
     folder = out / name
     result_path = folder / "result.json"
     if result_path.exists():
-        return {"entry": name, **json.loads(result_path.read_text())}
+        return {"entry": name, **read_json_object(result_path, RESULT_FIX)}
     run = entry_run(name, settings)
     run_dir = folder / "run"
     resume = any((run_dir / "checkpoints").glob("step-*"))
@@ -185,15 +264,27 @@ def run_entry(out: Path, name: str, settings: ExperimentSettings, progress: bool
 
 
 def learning_curve(run_dir: Path, metric: str) -> list[tuple[int, float]]:
-    """Return ``(step, value)`` of ``sample/<metric>`` from a run's metrics.jsonl."""
+    """Return ``(step, value)`` of ``sample/<metric>`` from a run's metrics.jsonl.
+
+    Lines that are not JSON objects with a numeric ``step`` and value (a line cut off by a
+    crash, say) are left out.
+    """
     path = run_dir / "metrics.jsonl"
-    points = []
-    if path.exists():
-        for line in path.read_text().splitlines():
-            record = json.loads(line)
-            if f"sample/{metric}" in record:
-                points.append((record["step"], record[f"sample/{metric}"]))
-    return points
+    if not path.is_file():
+        return []
+    records = (_record(line) for line in path.read_text(errors="replace").splitlines())
+    key = f"sample/{metric}"
+    return [(r["step"], r[key]) for r in records
+            if _number(r.get("step")) and _number(r.get(key))]
+
+
+def _record(line: str) -> dict:
+    """Return the JSON object of a metrics line, or an empty one for anything else."""
+    try:
+        record = json.loads(line)
+    except (json.JSONDecodeError, RecursionError):
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def markdown_table(rows: list[dict]) -> str:
