@@ -67,7 +67,9 @@ class TrainConfig(Options):
     )
     device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:[0-9]+)?)$",
                         description="'auto', 'cpu', 'mps', 'cuda' or 'cuda:N'.")
-    precision: Literal["fp32", "bf16"] = Field("fp32", description="fp32, or bf16 autocast on a GPU or a CPU with bf16 matrix units (elsewhere fp32).")
+    precision: Literal["fp32", "bf16"] = Field(
+        "fp32", description="fp32, or bf16 autocast on a GPU or a CPU with bf16 matrix units "
+        "(elsewhere fp32).")
     compile: bool = Field(False, description="torch.compile the networks.")
     threads: int | None = Field(None, gt=0, description="torch CPU threads (default: all).")
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes.")
