@@ -364,3 +364,40 @@ def test_a_20000_atom_chain_is_skipped_not_a_crash(tmp_path):
         env={**env, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "skipped 3 of 27 molecules" in result.stderr
+
+
+# -- molecules: a file's SAFE column is checked, not trusted ----------------------------------
+
+GOOD_MOLECULES = ["CCO", "c1ccccc1", "CC(=O)O", "CCN", "CCCl", "CCCC", "CC=O", "CCOC", "c1ccncc1",
+                  "CC(C)O", "CCCN", "CCS"]
+
+
+def safe_csv(rows: list[tuple[str, str]]) -> bytes:
+    return ("SMILES,SAFE\n" + "".join(f"{smiles},{safe}\n" for smiles, safe in rows)).encode()
+
+
+def test_a_safe_column_that_does_not_encode_its_smiles_is_skipped_and_counted(molecules, capsys):
+    from loflex_molecules.representations import encode_smiles
+
+    good = [(s, encode_smiles(s, "safe")) for s in GOOD_MOLECULES]
+    rows = [*good[:6], ("CCO", "XXXX"), ("CCCl", "CCO"), ("CCCCO", ""), *good[6:]]
+    domain = molecules("safe.csv", safe_csv(rows), representation="safe")
+    texts = [domain.to_text(ex.target) for split in ("train", "valid", "test")
+             for ex in domain.examples(split)]
+    assert sorted(texts) == sorted([safe for _, safe in good] + [encode_smiles("CCCCO", "safe")])
+    err = capsys.readouterr().err
+    assert re.search(r"skipped 2 of 15 molecules in '.*safe.csv' whose SAFE column does not "
+                     r"encode the row's SMILES \(e.g. 'XXXX', 'CCO'\)", err), err
+
+
+@pytest.mark.parametrize("rows", [
+    [("CCO", "XXXX"), ("CCN", "C1CC"), ("c1ccccc1", "c16cccc8c1")],
+    [("CCO", "CCN"), ("CCN", "CCO")],
+], ids=["undecodable", "other-molecules"])
+def test_a_safe_column_with_no_usable_row_is_refused(molecules, rows):
+    with pytest.raises(DataError) as info:
+        molecules("bad-safe.csv", safe_csv(rows), representation="safe").examples("train")
+    assert re.fullmatch(r"no usable molecule in '.*bad-safe.csv': its SAFE column does not encode "
+                        r"the row's SMILES in any row that RDKit can read; fix the SAFE column, "
+                        r"or remove it to have SAFE computed from the SMILES",
+                        str(info.value)), str(info.value)
