@@ -133,7 +133,7 @@ class BagGenerator(Generator):
         out = self.head(self.trunk(x_t, t, real).hidden)  # (B, L, V + 2)
         rates = nn.functional.softplus(out[..., -2:]) * self.signs  # (B, L, 2)
         unmask = rates[..., 1] if self.learn_unmask and self.unmask else None
-        return Prediction(logits=out[..., :-2], insert_rate=rates[..., 0], unmask_rate=unmask)
+        return Prediction(logits=out[..., :-2], insert_multiplier=rates[..., 0], unmask_rate=unmask)
 
 
 def bag(**kwargs) -> BagGenerator:
@@ -147,7 +147,7 @@ def test_a_generator_that_keeps_its_contract_passes():
 
 
 def test_generator_checks_catch_bad_rates():
-    with pytest.raises(AssertionError, match="insert_rate must be non-negative"):
+    with pytest.raises(AssertionError, match="insert_multiplier must be non-negative"):
         check_generator(bag(insert_sign=-1.0))
     with pytest.raises(AssertionError, match="learn_unmask needs unmask_rate"):
         check_generator(bag(learn_unmask=True, unmask=False))

@@ -40,7 +40,7 @@ class FixedGenerator(nn.Module):
         unmask = torch.cat([b[:, :width] for b in self.b_um]) if self.learn_unmask else None
         return Prediction(
             logits=torch.cat([lg[:, :width] for lg in self.logits]),
-            insert_rate=torch.cat([b[:, :width] for b in self.b_ins]),
+            insert_multiplier=torch.cat([b[:, :width] for b in self.b_ins]),
             unmask_rate=unmask,
         )
 

@@ -43,7 +43,7 @@ def test_shapes_and_registration():
     pred = gen(x, t, torch.ones(3, 7, dtype=torch.bool))
     assert isinstance(pred, Prediction)
     assert pred.logits.shape == (3, 7, V)
-    assert pred.insert_rate.shape == (3, 7) and pred.insert_rate.dtype == torch.float32
+    assert pred.insert_multiplier.shape == (3, 7) and pred.insert_multiplier.dtype == torch.float32
     assert pred.unmask_rate.shape == (3, 7)
     assert registry.components(Generator)["transformer"] is TransformerGenerator
     assert gen.trunk.width == 32 and gen.trunk.cond_dim == 16
@@ -72,7 +72,7 @@ def test_appended_padding_changes_nothing():
     real_padded = torch.cat([real, torch.zeros(2, 5, dtype=torch.bool)], dim=1)
     out = gen(padded, t, real_padded)
     torch.testing.assert_close(out.logits[:, :6], base.logits, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(out.insert_rate[:, :6], base.insert_rate, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out.insert_multiplier[:, :6], base.insert_multiplier, atol=1e-5, rtol=1e-5)
 
 
 def test_longer_row_in_batch_changes_nothing():
@@ -84,7 +84,7 @@ def test_longer_row_in_batch_changes_nothing():
     real = x != PAD
     both = gen(x, torch.tensor([0.4, 0.9]), real)
     torch.testing.assert_close(both.logits[:1, :4], alone.logits, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(both.insert_rate[:1, :4], alone.insert_rate, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(both.insert_multiplier[:1, :4], alone.insert_multiplier, atol=1e-5, rtol=1e-5)
 
 
 def test_positions_are_compacted_over_real_slots():
@@ -149,7 +149,7 @@ def test_exp_head_is_closed_form():
 def test_rates_positive_and_floored(fn):
     gen = make(learn_unmask=True, min_rate=0.7, scalar_fn=fn)
     pred = gen(tokens(4, 9), torch.rand(4), torch.ones(4, 9, dtype=torch.bool))
-    for rate in (pred.insert_rate, pred.unmask_rate):
+    for rate in (pred.insert_multiplier, pred.unmask_rate):
         assert rate.dtype == torch.float32
         assert bool((rate >= 0.7).all()) and bool(torch.isfinite(rate).all())
         assert rate.std() > 0  # not a constant
@@ -159,10 +159,10 @@ def test_time_conditions_rates_only_through_adaln():
     x, real = tokens(1, 6), torch.ones(1, 6, dtype=torch.bool)
     early, late = torch.tensor([0.1]), torch.tensor([0.9])
     gen = make(perturb=True)
-    assert not torch.allclose(gen(x, early, real).insert_rate, gen(x, late, real).insert_rate)
+    assert not torch.allclose(gen(x, early, real).insert_multiplier, gen(x, late, real).insert_multiplier)
     # With every adaLN modulation at its zero init, t cannot reach any output.
     zero = make(perturb=False)
-    torch.testing.assert_close(zero(x, early, real).insert_rate, zero(x, late, real).insert_rate)
+    torch.testing.assert_close(zero(x, early, real).insert_multiplier, zero(x, late, real).insert_multiplier)
 
 
 def test_no_nan_for_rows_of_padding():
@@ -172,7 +172,7 @@ def test_no_nan_for_rows_of_padding():
     x[2, :4] = tokens(1, 4)[0]
     real = x != PAD  # row 1 is entirely padding
     pred = gen(x, torch.rand(3), real)
-    for value in (pred.logits, pred.insert_rate, pred.unmask_rate):
+    for value in (pred.logits, pred.insert_multiplier, pred.unmask_rate):
         assert bool(torch.isfinite(value).all())
 
 
@@ -227,7 +227,7 @@ def test_module_apply_and_state_dict():
     fresh = make(perturb=True, seed=5)
     fresh.load_state_dict(gen.state_dict())
     x, t, real = tokens(1, 4), torch.rand(1), torch.ones(1, 4, dtype=torch.bool)
-    assert torch.equal(fresh(x, t, real).insert_rate, gen(x, t, real).insert_rate)
+    assert torch.equal(fresh(x, t, real).insert_multiplier, gen(x, t, real).insert_multiplier)
 
 
 def hand_attention(block: Block, m: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
@@ -351,12 +351,12 @@ def test_flexmdm_insert_head_is_softplus_times_max_length():
         torch.nn.init.zeros_(head.mlp[-1].weight)
         torch.nn.init.constant_(head.mlp[-1].bias, 0.3)
     pred = gen(tokens(2, 5), torch.rand(2), torch.ones(2, 5, dtype=torch.bool))
-    torch.testing.assert_close(pred.insert_rate, torch.full((2, 5), math.log1p(math.exp(0.3)) * 64))
+    torch.testing.assert_close(pred.insert_multiplier, torch.full((2, 5), math.log1p(math.exp(0.3)) * 64))
     torch.testing.assert_close(pred.unmask_rate, torch.full((2, 5), math.exp(0.3) + 0.5))
     rate = make(perturb=False)
     torch.nn.init.zeros_(rate.insert_head.mlp[-1].weight)
     out = rate(tokens(1, 3), torch.rand(1), torch.ones(1, 3, dtype=torch.bool))
-    torch.testing.assert_close(out.insert_rate, torch.full((1, 3), math.log1p(math.exp(-4)) * 100))
+    torch.testing.assert_close(out.insert_multiplier, torch.full((1, 3), math.log1p(math.exp(-4)) * 100))
     with pytest.raises(ConfigError, match="insert_head"):
         registry.validate_options(Generator, "transformer", {"insert_head": "length"})
 

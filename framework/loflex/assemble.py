@@ -1,7 +1,11 @@
-"""Build the three components of a run in the documented order: domain, generator, order."""
+"""Build the three components of a run in the documented order: domain, generator, order.
+
+``Model`` is the former name of :class:`Assembly`, kept for one release.
+"""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,8 +19,11 @@ from loflex.order import OrderDynamics
 
 
 @dataclass
-class Model:
-    """A domain with its generator and order dynamics."""
+class Assembly:
+    """A domain with its generator and order dynamics, as :func:`assemble` builds them.
+
+    Not an ``nn.Module`` itself: :meth:`modules` gives the two trainable networks.
+    """
 
     domain: Domain
     generator: Generator
@@ -27,7 +34,7 @@ class Model:
         return {"generator": self.generator, "order": self.order}
 
 
-def assemble(run: Run, domain_state: dict | None = None, cache_dir: Path | None = None) -> Model:
+def assemble(run: Run, domain_state: dict | None = None, cache_dir: Path | None = None) -> Assembly:
     """Build domain, generator and order for ``run``.
 
     The domain comes first (it fixes vocabulary and lengths), then the generator, then
@@ -52,4 +59,13 @@ def assemble(run: Run, domain_state: dict | None = None, cache_dir: Path | None 
     )
     order = order_cls(order_options, generator=generator, vocab_size=len(domain.vocab),
                       max_length=max_length)
-    return Model(domain, generator, order)
+    return Assembly(domain, generator, order)
+
+
+def __getattr__(name: str):
+    """Return :class:`Assembly` for its deprecated name ``Model``, with a warning."""
+    if name == "Model":
+        warnings.warn("loflex.assemble.Model is deprecated and will be removed in the next "
+                      "release; use loflex.assemble.Assembly", DeprecationWarning, stacklevel=2)
+        return Assembly
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

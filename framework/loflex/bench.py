@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from loflex.assemble import Model, assemble
+from loflex.assemble import Assembly, assemble
 from loflex.batch import Batch
 from loflex.config import Run
 from loflex.data import BatchStream
@@ -156,7 +156,7 @@ def _time_steps(fns: list[Callable[[], object]], device: torch.device,
     return out
 
 
-def _build(run: Run, device: torch.device) -> Model:
+def _build(run: Run, device: torch.device) -> Assembly:
     model = assemble(run)
     model.generator.to(device)
     model.order.to(device)
@@ -203,13 +203,13 @@ def bench_train(run: Run, steps: int, warmup: int, device: torch.device, *,
                    nominal_peak_gflops)
 
 
-def _bare_step(model: Model, batch: Batch) -> None:
+def _bare_step(model: Assembly, batch: Batch) -> None:
     """Forward + backward of the same networks on same-shaped inputs, no loss machinery."""
     t = torch.rand(len(batch), device=batch.x_1.device)
     copies = 2 if model.order.learned else 1
     x = batch.x_1.repeat(copies, 1)
     out = model.generator(x, t.repeat(copies), x != 0)
-    total = out.logits.float().mean() + out.insert_rate.mean()
+    total = out.logits.float().mean() + out.insert_multiplier.mean()
     if model.order.learned:
         rates = model.order(batch, t)
         total = total + rates.b_in.mean()
@@ -249,7 +249,7 @@ def bench_sample(run: Run, steps: int, warmup: int, device: torch.device, *,
                    nominal_peak_gflops)
 
 
-def _bare_forward_seconds(model: Model, x: torch.Tensor, device: torch.device) -> float:
+def _bare_forward_seconds(model: Assembly, x: torch.Tensor, device: torch.device) -> float:
     """Seconds of one generator forward on the final (longest) sampler state."""
     t = torch.full((x.shape[0],), 0.5, device=device)
     with torch.inference_mode():

@@ -9,7 +9,7 @@ order, the generator predicts once, and every figure is binned by t into equal b
   graph's edge list contains nearly every target token) and **other** tokens;
 - the per-sequence insertion loss of the run's normalisation (``loflex.loss``);
 - per open gap (a gap that can hold tokens: not left of a prompt or BOS slot), the
-  predicted multiplier ``insert_rate``, the number of missing tokens and the target
+  predicted multiplier ``insert_multiplier``, the number of missing tokens and the target
   multiplier ``Lambda / h(t)`` (the b_in-weighted missing count the insertion head is
   trained to predict; it equals the count when every b_in is 1), and the mean absolute
   error between prediction and target.
@@ -34,7 +34,7 @@ from loflex import schedule
 from loflex.batch import Batch
 from loflex.domain import Example
 from loflex.generator import Prediction
-from loflex.learned_order import insertion_times
+from loflex.insertion_times import insertion_times
 from loflex.loss import Normalisation, call_with_rng, generator_loss
 from loflex.order import OrderDynamics
 from loflex.process import NoisyBatch, noise
@@ -238,7 +238,7 @@ def slot_figures(batch: Batch, noisy: NoisyBatch, prediction: Prediction, t: tor
     return SlotFigures(
         t=t, ce=ce, correct=correct, masked=noisy.mask_slots,
         visible=visible_twins(noisy, fixed), open=open_gaps(noisy, fixed),
-        missing_predicted=prediction.insert_rate[:, :width].double(),
+        missing_predicted=prediction.insert_multiplier[:, :width].double(),
         missing_true=noisy.gaps.double(),
         missing_target=noisy.gap_rates.double() / base_h.double()[:, None],
         insertion=insertion,

@@ -19,7 +19,7 @@ from torch import nn
 
 from loflex import checkpoint as ckpt
 from loflex import sampler
-from loflex.assemble import Model, assemble
+from loflex.assemble import Assembly, assemble
 from loflex.config import Run, SampleConfig, apply_overrides, validate_run
 from loflex.contracts import LogitConstrainedDomain, supports
 from loflex.domain import Example, Generated
@@ -45,7 +45,7 @@ class Loaded:
         print(model.evaluate(200))                # the domain's metrics
     """
 
-    model: Model
+    model: Assembly
     run: Run
     checkpoint: ckpt.Checkpoint
 
@@ -287,7 +287,7 @@ def _assign(modules: dict[str, nn.Module], tensors: dict[str, torch.Tensor]) -> 
 
 
 @contextlib.contextmanager
-def swapped_weights(model: Model, weights: dict[str, torch.Tensor] | None) -> Iterator[None]:
+def swapped_weights(model: Assembly, weights: dict[str, torch.Tensor] | None) -> Iterator[None]:
     """Temporarily use ``weights`` (e.g. EMA) in the model's parameters."""
     if weights is None:
         yield
@@ -302,7 +302,7 @@ def swapped_weights(model: Model, weights: dict[str, torch.Tensor] | None) -> It
         _assign(modules, saved)
 
 
-def sampling_prompts(model: Model, settings: SampleConfig, count: int,
+def sampling_prompts(model: Assembly, settings: SampleConfig, count: int,
                      prompt: Example | None = None) -> list[Example]:
     """Return one prompt per sample: the given one, the domain's test prompts, or empty."""
     if prompt is not None:
@@ -312,7 +312,7 @@ def sampling_prompts(model: Model, settings: SampleConfig, count: int,
     return [Example(target=[]) for _ in range(count)]
 
 
-def prompt_chunks(model: Model, settings: SampleConfig,
+def prompt_chunks(model: Assembly, settings: SampleConfig,
                   prompt: Example | None = None) -> Iterator[list[Example]]:
     """Yield the prompts of :func:`generate` one sampler batch at a time.
 
@@ -332,7 +332,7 @@ def prompt_chunks(model: Model, settings: SampleConfig,
             yield sampling_prompts(model, settings, count, prompt)
 
 
-def generate(model: Model, settings: SampleConfig, *, seed: int = 0,
+def generate(model: Assembly, settings: SampleConfig, *, seed: int = 0,
              device: str | torch.device = "cpu", prompt: Example | None = None,
              trajectory: bool = False) -> Iterator[tuple[list[Generated], object]]:
     """Yield samples batch by batch (memory stays bounded however many are asked for).
@@ -361,7 +361,7 @@ def generate(model: Model, settings: SampleConfig, *, seed: int = 0,
         model.order.train(was_training[1])
 
 
-def _with_room(model: Model, settings: SampleConfig, prompts: list[Example]) -> SampleConfig:
+def _with_room(model: Assembly, settings: SampleConfig, prompts: list[Example]) -> SampleConfig:
     """Widen the sampler so each prompt leaves room for a full target.
 
     An unconditional model grown from a prompt (e.g. a molecule fragment) needs the
@@ -375,18 +375,18 @@ def _with_room(model: Model, settings: SampleConfig, prompts: list[Example]) -> 
     return settings.model_copy(update={"max_length": width})
 
 
-def _constraint(model: Model):
+def _constraint(model: Assembly):
     if not supports(model.domain, LogitConstrainedDomain):
         return None
     return model.domain.constrain_logits
 
 
-def generate_all(model: Model, settings: SampleConfig, **kwargs) -> list[Generated]:
+def generate_all(model: Assembly, settings: SampleConfig, **kwargs) -> list[Generated]:
     """Return all samples of :func:`generate` as one list."""
     return [s for samples, _ in generate(model, settings, **kwargs) for s in samples]
 
 
-def check_prompt_fits(model: Model, prompt: Example, max_length: int) -> None:
+def check_prompt_fits(model: Assembly, prompt: Example, max_length: int) -> None:
     """Raise a clear error when a prompt leaves no room to generate."""
     needed = len(prompt.prompt) + (1 if prompt.prompt and prompt.bos else 0) + 2
     if needed > max_length:

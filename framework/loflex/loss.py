@@ -109,7 +109,7 @@ def generator_loss(
         prediction: the generator's output on ``noisy.x_t``; (B, L') logits over all V
             columns and rates (extra slots beyond L' are ignored).
         hazard_um_target: (B, L) target unmask hazards lambda_um^phi on z_1 positions.
-        base_h: (B,) h(t); the predicted rates are ``insert_rate * h`` and
+        base_h: (B,) h(t); the predicted rates are ``insert_multiplier * h`` and
             ``unmask_rate * h`` (the constant ``h`` when not ``learn_unmask``).
         length_scale: L_max, the insertion sum's divisor (per-sequence normalisation).
         learn_unmask: whether the generator predicts the unmask multiplier.
@@ -134,11 +134,11 @@ def generator_loss(
         lam_theta = h.expand_as(lam_phi)
     per_slot = -lam_phi * log_k + bregman(lam_phi, lam_theta, eps)  # (B, L')
     unmask = torch.where(noisy.mask_slots, per_slot, torch.zeros_like(per_slot)).sum(-1)
-    insert_rate = prediction.insert_rate[:, :width]  # (B, L')
+    insert_multiplier = prediction.insert_multiplier[:, :width]  # (B, L')
     if normalisation == "flexmdm":
-        div = bregman(noisy.gap_rates / h, insert_rate, eps) * h  # (B, L')
+        div = bregman(noisy.gap_rates / h, insert_multiplier, eps) * h  # (B, L')
     else:
-        div = bregman(noisy.gap_rates, insert_rate * h, eps)  # (B, L')
+        div = bregman(noisy.gap_rates, insert_multiplier * h, eps)  # (B, L')
     insertion = torch.where(noisy.real, div, torch.zeros_like(div)).sum(-1)
     if normalisation == "flexmdm":
         full = noisy.dropped.shape[1]
@@ -286,7 +286,7 @@ def predict(generator: torch.nn.Module, noisy: list[NoisyBatch], t: torch.Tensor
 
 def _rows(out: Prediction, start: int, stop: int) -> Prediction:
     unmask = None if out.unmask_rate is None else out.unmask_rate[start:stop]
-    return Prediction(out.logits[start:stop], out.insert_rate[start:stop], unmask)
+    return Prediction(out.logits[start:stop], out.insert_multiplier[start:stop], unmask)
 
 
 def _fixed_terms(loss: GeneratorLoss, weight: torch.Tensor | None = None) -> LossTerms:

@@ -361,7 +361,7 @@ def _sample_section(page: Page, model, samples, trajectories, out: Path) -> None
 
 
 def _order_section(page: Page, model, examples: int, out: Path) -> None:
-    from loflex.learned_order import insertion_times
+    from loflex.insertion_times import insertion_times
 
     body = ("<p>Median insertion time of every token, from the order's time-dependent hazard "
             "(earlier = generated first).</p>")

@@ -19,7 +19,7 @@ import torch.distributed as dist
 from torch import nn
 
 from loflex import loss as losses
-from loflex.assemble import Model
+from loflex.assemble import Assembly
 from loflex.batch import Batch
 from loflex.config import SampleConfig, TrainConfig
 from loflex.errors import ConfigError
@@ -103,7 +103,7 @@ def compile_networks(*modules: nn.Module) -> int:
 class Objective(nn.Module):
     """Generator + order as one module, so DDP sees one forward per step."""
 
-    def __init__(self, model: Model, length_scale: float, normalisation: str,
+    def __init__(self, model: Assembly, length_scale: float, normalisation: str,
                  time_sampling: str = "uniform", time_weighting: str = "elbo"):
         super().__init__()
         self.generator, self.order = model.generator, model.order
@@ -159,7 +159,7 @@ class TrainingStep:
         device: where the step runs.
     """
 
-    def __init__(self, model: Model, cfg: TrainConfig, device: torch.device):
+    def __init__(self, model: Assembly, cfg: TrainConfig, device: torch.device):
         self.model, self.cfg, self.device = model, cfg, device
         self.modules = model.modules()
         self.objective = Objective(model, float(model.domain.max_length), cfg.loss_normalisation,

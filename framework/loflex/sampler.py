@@ -248,7 +248,7 @@ def _step(generator, order, state: _State, k: int, dt: float, settings: SampleCo
         scores[masked] = confidence_scores(masked_logits.softmax(-1), settings.confidence, hazard)
         chosen = _top_positions(scores, chosen.sum(-1))
     tokens = _sample_tokens(masked_logits[chosen[masked]], settings, rng)
-    counts = _insertion_counts(_insertion_means(pred.insert_rate, order, t, h, dt), state,
+    counts = _insertion_counts(_insertion_means(pred.insert_multiplier, order, t, h, dt), state,
                                width, rng)
     _reveal(state, chosen, tokens, k)
     _insert(state, counts, k)

@@ -172,7 +172,7 @@ class $cls(loflex.Generator):
         \"\"\"x_t (B, L), t (B,), real (B, L) -> a loflex.Prediction.\"\"\"
         hidden = self.trunk(x_t, t, real).hidden  # (B, L, width)
         rates = F.softplus(self.rates(hidden))  # (B, L, 2)
-        return loflex.Prediction(logits=self.logits(hidden), insert_rate=rates[..., 0],
+        return loflex.Prediction(logits=self.logits(hidden), insert_multiplier=rates[..., 0],
                                  unmask_rate=rates[..., 1] if self.learn_unmask else None)
 """
 

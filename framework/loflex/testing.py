@@ -161,7 +161,7 @@ def _check_example(domain: Domain, ex: Example) -> None:
 def check_generator(generator: Generator, batch_size: int = 3, length: int = 7) -> None:
     """Assert the Generator contract on random tokens of its own vocabulary.
 
-    Checked: logits (B, L, V) finite at real slots; ``insert_rate`` (B, L) and, when
+    Checked: logits (B, L, V) finite at real slots; ``insert_multiplier`` (B, L) and, when
     ``learn_unmask``, ``unmask_rate`` (B, L) non-negative and finite; outputs at real
     slots unchanged by extra padding; and, when the generator has a ``trunk``, that it
     satisfies :class:`loflex.contracts.Trunk` (:func:`check_trunk`).
@@ -180,7 +180,7 @@ def check_generator(generator: Generator, batch_size: int = 3, length: int = 7) 
         pred = generator(x, t, real)
         assert pred.logits.shape == (batch_size, length, v), "logits must be (B, L, V)"
         assert torch.isfinite(pred.logits[real]).all(), "logits must be finite at real slots"
-        _check_rate(pred.insert_rate, real, "insert_rate")
+        _check_rate(pred.insert_multiplier, real, "insert_multiplier")
         if generator.learn_unmask:
             assert pred.unmask_rate is not None, "learn_unmask needs unmask_rate"
             _check_rate(pred.unmask_rate, real, "unmask_rate")
@@ -189,8 +189,8 @@ def check_generator(generator: Generator, batch_size: int = 3, length: int = 7) 
         pred2 = generator(wider, t, wider_real)
         assert torch.allclose(pred.logits[real], pred2.logits[:, :length][real], atol=1e-4), \
             "outputs must not depend on extra padding"
-        assert torch.allclose(pred.insert_rate[real], pred2.insert_rate[:, :length][real],
-                              atol=1e-4), "insert_rate must not depend on extra padding"
+        assert torch.allclose(pred.insert_multiplier[real], pred2.insert_multiplier[:, :length][real],
+                              atol=1e-4), "insert_multiplier must not depend on extra padding"
     if hasattr(generator, "trunk"):
         check_trunk(generator.trunk, v, batch_size=batch_size, length=length)
 

@@ -21,7 +21,7 @@ from torch import nn
 
 from loflex import checkpoint as ckpt
 from loflex import rundir
-from loflex.assemble import Model, assemble
+from loflex.assemble import Assembly, assemble
 from loflex.batch import Batch, collate
 from loflex.config import Run, run_to_toml
 from loflex.data import BatchStream, Position
@@ -252,7 +252,7 @@ def _progress(enabled: bool, total: int, initial: int):
     return tqdm(total=total, initial=initial, desc="train", dynamic_ncols=True, leave=False)
 
 
-def _validation_batches(model: Model, batch_size: int, count: int) -> list[Batch]:
+def _validation_batches(model: Assembly, batch_size: int, count: int) -> list[Batch]:
     examples = list(model.domain.examples("valid"))
     if not examples:
         return []
@@ -273,7 +273,7 @@ def _validate(objective: Objective, batches: list[Batch], device: torch.device, 
     return total
 
 
-def _diagnostics(model: Model, batches: list[Batch], device: torch.device, seed: int,
+def _diagnostics(model: Assembly, batches: list[Batch], device: torch.device, seed: int,
                  normalisation: str) -> dict:
     """Return the ``diag/`` figures of :mod:`loflex.diagnostics` on the validation batches.
 
@@ -294,7 +294,7 @@ def _diagnostics(model: Model, batches: list[Batch], device: torch.device, seed:
     return found.log_fields()
 
 
-def _sample_metrics(model: Model, run: Run, ema: EMA | None, device: torch.device) -> dict:
+def _sample_metrics(model: Assembly, run: Run, ema: EMA | None, device: torch.device) -> dict:
     from loflex.inference import generate_all, swapped_weights
 
     settings = run.sample.model_copy(update={"num_samples": run.train.sample_count})
@@ -310,7 +310,7 @@ def _latest_checkpoint(run_dir: Path) -> ckpt.Checkpoint:
         raise CheckpointError(f"cannot resume '{run_dir}': {exc.message}") from None
 
 
-def _save(run: Run, run_dir: Path, step: int, model: Model, optimizer, ema: EMA | None,
+def _save(run: Run, run_dir: Path, step: int, model: Assembly, optimizer, ema: EMA | None,
           position: Position, noise_rng: torch.Generator, train_seconds: float,
           skipped_total: int = 0) -> None:
     from loflex.domain import Domain

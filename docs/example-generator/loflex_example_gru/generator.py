@@ -61,6 +61,6 @@ class GRUGenerator(loflex.Generator):
         rates = F.softplus(self.rates(hidden))  # (B, L, 1 or 2), non-negative
         return loflex.Prediction(
             logits=self.logits(hidden),
-            insert_rate=rates[..., 0],
+            insert_multiplier=rates[..., 0],
             unmask_rate=rates[..., 1] if self.learn_unmask else None,
         )

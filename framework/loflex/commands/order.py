@@ -34,7 +34,7 @@ def add_commands(sub) -> None:
 def cmd_order(args) -> int:
     from loflex.commands.model import check_device
     from loflex.inference import load_model
-    from loflex.learned_order import insertion_times
+    from loflex.insertion_times import insertion_times
     from loflex.samples_io import refuse_overwrite
 
     if args.grid < 2:

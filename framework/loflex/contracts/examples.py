@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 
 import torch
 
+from loflex.contracts.deprecation import renamed_argument, renamed_attribute
 from loflex.vocab import PAD
 
 SPLITS = ("train", "valid", "test")
-
-
-def _deprecated_side(owner: str) -> None:
-    warnings.warn(f"{owner}.side is deprecated and will be removed in the next release; use "
-                  f"{owner}.order_hint", DeprecationWarning, stacklevel=3)
 
 
 @dataclass(init=False)
@@ -47,12 +42,8 @@ class Example:
     def __init__(self, target: list[int], prompt: list[int] | None = None,
                  order_hint: list[float] | None = None, bos: bool = True, *,
                  side: list[float] | None = None):
-        if side is not None:
-            if order_hint is not None:
-                raise TypeError("pass order_hint only (side is its deprecated name)")
-            warnings.warn("Example(side=...) is deprecated; pass order_hint=...",
-                          DeprecationWarning, stacklevel=2)
-            order_hint = side
+        order_hint = renamed_argument(order_hint, side, owner="Example", name="order_hint",
+                                      old_name="side")
         self.target = target
         self.prompt = [] if prompt is None else prompt
         self.order_hint = order_hint
@@ -61,12 +52,12 @@ class Example:
     @property
     def side(self) -> list[float] | None:
         """Deprecated name of :attr:`order_hint`."""
-        _deprecated_side("Example")
+        renamed_attribute("Example", "order_hint", "side")
         return self.order_hint
 
     @side.setter
     def side(self, value: list[float] | None) -> None:
-        _deprecated_side("Example")
+        renamed_attribute("Example", "order_hint", "side")
         self.order_hint = value
 
 
@@ -119,18 +110,14 @@ class Batch:
 
     def __init__(self, x_1: torch.Tensor, fixed: torch.Tensor,
                  order_hint: torch.Tensor | None = None, *, side: torch.Tensor | None = None):
-        if side is not None:
-            if order_hint is not None:
-                raise TypeError("pass order_hint only (side is its deprecated name)")
-            warnings.warn("Batch(side=...) is deprecated; pass order_hint=...",
-                          DeprecationWarning, stacklevel=2)
-            order_hint = side
+        order_hint = renamed_argument(order_hint, side, owner="Batch", name="order_hint",
+                                      old_name="side")
         self.x_1, self.fixed, self.order_hint = x_1, fixed, order_hint
 
     @property
     def side(self) -> torch.Tensor | None:
         """Deprecated name of :attr:`order_hint`."""
-        _deprecated_side("Batch")
+        renamed_attribute("Batch", "order_hint", "side")
         return self.order_hint
 
     @property

@@ -15,24 +15,55 @@ from typing import ClassVar, Protocol, runtime_checkable
 import torch
 from torch import nn
 
+from loflex.contracts.deprecation import renamed_argument, renamed_attribute
 from loflex.contracts.options import Options
 from loflex.errors import ConfigError
 
 
-@dataclass
+@dataclass(init=False)
 class Prediction:
     """What a generator predicts for a noisy batch ``x_t``.
 
     Attributes:
         logits: (B, L, V) token logits at every slot (used at masked slots).
-        insert_rate: (B, L) non-negative multiplier b_in^θ for the gap to the left of each
-            slot; the predicted insertion rate of that gap is ``insert_rate * h(t)``.
+        insert_multiplier: (B, L) non-negative multiplier b_in^θ for the gap to the left of
+            each slot; the predicted insertion rate of that gap is
+            ``insert_multiplier * h(t)``.
         unmask_rate: (B, L) multiplier b_um^θ, present when the order learns b_um.
+
+    ``insert_rate`` is the former name of ``insert_multiplier``, accepted as a keyword and
+    an attribute for one more release.
+
+    Example::
+
+        Prediction(logits=torch.zeros(2, 5, 12), insert_multiplier=torch.ones(2, 5))
     """
 
     logits: torch.Tensor
-    insert_rate: torch.Tensor
+    insert_multiplier: torch.Tensor
     unmask_rate: torch.Tensor | None = None
+
+    def __init__(self, logits: torch.Tensor, insert_multiplier: torch.Tensor | None = None,
+                 unmask_rate: torch.Tensor | None = None, *,
+                 insert_rate: torch.Tensor | None = None):
+        insert_multiplier = renamed_argument(insert_multiplier, insert_rate, owner="Prediction",
+                                             name="insert_multiplier", old_name="insert_rate")
+        if insert_multiplier is None:
+            raise TypeError("Prediction needs insert_multiplier, the (B, L) insertion multiplier")
+        self.logits = logits
+        self.insert_multiplier = insert_multiplier
+        self.unmask_rate = unmask_rate
+
+    @property
+    def insert_rate(self) -> torch.Tensor:
+        """Deprecated name of :attr:`insert_multiplier`."""
+        renamed_attribute("Prediction", "insert_multiplier", "insert_rate")
+        return self.insert_multiplier
+
+    @insert_rate.setter
+    def insert_rate(self, value: torch.Tensor) -> None:
+        renamed_attribute("Prediction", "insert_multiplier", "insert_rate")
+        self.insert_multiplier = value
 
 
 @dataclass
@@ -144,8 +175,8 @@ class Generator(nn.Module, metaclass=abc.ABCMeta):
 
             def forward(self, x_t, t, real):
                 h = self.embed(x_t)                                       # (B, L, 32)
-                return Prediction(logits=self.logits(h),                  # (B, L, V)
-                                  insert_rate=F.softplus(self.rate(h))[..., 0])  # (B, L)
+                return Prediction(logits=self.logits(h),                         # (B, L, V)
+                                  insert_multiplier=F.softplus(self.rate(h))[..., 0])  # (B, L)
     """
 
     name: ClassVar[str]

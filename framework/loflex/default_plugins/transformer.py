@@ -389,7 +389,7 @@ class TransformerGenerator(Generator):
         unmask = None if self.unmask_head is None else self.unmask_head(out.hidden, out.cond)
         return Prediction(
             logits=self.vocab_head(out.hidden, out.cond),
-            insert_rate=self.insert_head(out.hidden, out.cond),
+            insert_multiplier=self.insert_head(out.hidden, out.cond),
             unmask_rate=unmask,
         )
 

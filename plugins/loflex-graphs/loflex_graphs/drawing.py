@@ -150,10 +150,10 @@ def insertion_panels(example: Example, orders: Mapping[str, object],
 
     Args:
         example: a star-graph example (its ``order_hint`` feeds orders such as ``star-oracle``).
-        orders: ``{name: OrderDynamics or loflex Model}``.
+        orders: ``{name: OrderDynamics or loflex.assemble.Assembly}``.
         grid: times t each order is evaluated at.
     """
-    from loflex.learned_order import insertion_times
+    from loflex.insertion_times import insertion_times
 
     return {name: (example, insertion_times(order, example, grid=grid).median)
             for name, order in orders.items()}

@@ -131,7 +131,7 @@ def loflex_export_unique(domain, samples, directory):
 
 def test_fragment_mode_samples_every_task_and_scores_per_task(domain):
     import torch
-    from loflex.assemble import Model
+    from loflex.assemble import Assembly
     from loflex.config import SampleConfig
     from loflex.default_plugins.orders import UniformOrder
     from loflex.default_plugins.transformer import TransformerGenerator
@@ -147,7 +147,7 @@ def test_fragment_mode_samples_every_task_and_scores_per_task(domain):
     generator = TransformerGenerator(
         TransformerGenerator.Options(layers=1, width=32, heads=2),
         vocab_size=len(fragments.vocab), max_length=fragments.max_length)
-    model = Model(fragments, generator, UniformOrder(UniformOrder.Options()))
+    model = Assembly(fragments, generator, UniformOrder(UniformOrder.Options()))
     samples = generate_all(model, SampleConfig(num_samples=40, steps=4, batch_size=40))
     assert [s.prompt for s in samples] == [p.prompt for p in prompts[:40]]
     metrics = fragments.metrics(samples)

@@ -12,7 +12,7 @@ from loflex.batch import Batch
 from loflex.default_plugins.orders import LeftToRightOrder, UniformOrder
 from loflex.domain import Example
 from loflex.errors import LoflexError
-from loflex.learned_order import insertion_times
+from loflex.insertion_times import insertion_times
 from loflex.order import KumaraswamyOrder, TokenRates
 
 TARGET = [5, 6, 7, 8, 9]
