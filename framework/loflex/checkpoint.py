@@ -13,7 +13,8 @@ A run directory holds ``checkpoints/step-NNNNNNNN/`` (the last K) and
 
 ``state.json["format"]`` is ``loflex-checkpoint-N``, N the format version
 (``loflex-checkpoint`` alone counts as version 1). Checkpoints of an older version load;
-a newer one is refused with the version it needs.
+a newer one is refused with the version it needs. Names renamed since a checkpoint was
+written are mapped to their new names when it is read (:data:`RENAMES`).
 """
 
 from __future__ import annotations
@@ -43,6 +44,22 @@ FORMAT_PATTERN = re.compile(rf"^{FORMAT_NAME}(?:-([1-9][0-9]{{0,8}}))?$")
 LATEST = "latest"
 STEP_NAME = re.compile(r"^step-[0-9]{1,18}$")
 LATEST_MAX_BYTES = 256
+COMPONENT_SECTIONS = ("domain", "order", "generator")
+
+RENAMES: dict[str, dict[str, str]] = {
+    "parameters": {},
+    "options": {},
+}
+"""Renamed names, old -> new, applied by :func:`load` so that older checkpoints load.
+
+``parameters``: prefixes of the weight names in ``model.safetensors`` and
+``ema.safetensors`` (``"generator.rate_head."`` -> ``"generator.insert_head."``); a
+prefix matches whole dotted parts. ``options``: dotted keys of ``run.json`` whose last
+part was renamed; a component's option is written ``section.component.key``
+(``"generator.transformer.old"`` -> ``"generator.transformer.new"``) and renamed only when
+the run uses that component, a train or sample setting ``section.key``
+(``"train.old"`` -> ``"train.new"``). Nothing has been renamed yet.
+"""
 
 
 @dataclass
@@ -271,12 +288,87 @@ def _load_directory(directory: Path, with_optim: bool) -> Checkpoint:
     run = _read_json(directory / "run.json")
     state = _read_json(directory / "state.json")
     format_version(state, directory)
-    model = _load_tensors(directory / "model.safetensors")
+    run = renamed_options(run, RENAMES["options"])
+    model = renamed_parameters(_load_tensors(directory / "model.safetensors"),
+                               RENAMES["parameters"], directory)
     ema_path = directory / "ema.safetensors"
     ema = _load_tensors(ema_path) if ema_path.exists() else None
+    ema = renamed_parameters(ema, RENAMES["parameters"], directory) if ema is not None else None
     optim_path = directory / "optim.safetensors"
     optim = _load_tensors(optim_path) if with_optim and optim_path.exists() else None
     return Checkpoint(directory, run, state, model, ema, optim)
+
+
+def renamed_parameter(name: str, renames: dict[str, str]) -> str:
+    """Return ``name`` with the longest matching old prefix of ``renames`` replaced."""
+    matches = [old for old in renames if _prefix_matches(name, old)]
+    if not matches:
+        return name
+    old = max(matches, key=len)
+    return renames[old] + name[len(old):]
+
+
+def _prefix_matches(name: str, prefix: str) -> bool:
+    """Whether ``prefix`` covers whole dotted parts of ``name`` ("a.b" matches "a.b.c", not "a.bc")."""
+    if prefix.endswith("."):
+        return name.startswith(prefix)
+    return name == prefix or name.startswith(prefix + ".")
+
+
+def renamed_parameters(tensors: dict[str, torch.Tensor], renames: dict[str, str],
+                       directory: Path) -> dict[str, torch.Tensor]:
+    """Return ``tensors`` under their current names (see :data:`RENAMES`).
+
+    Raises:
+        CheckpointError: two stored names map to one current name.
+    """
+    if not renames:
+        return tensors
+    result: dict[str, torch.Tensor] = {}
+    for name, tensor in tensors.items():
+        new = renamed_parameter(name, renames)
+        if new in result:
+            raise CheckpointError(f"'{directory}' holds both '{new}' and a former name of it; "
+                                  "remove one of them from the checkpoint")
+        result[new] = tensor
+    return result
+
+
+def renamed_options(run: dict[str, Any], renames: dict[str, str]) -> dict[str, Any]:
+    """Return a checkpoint's ``run.json`` with renamed option keys moved (a copy if any may be).
+
+    A key whose new name is already set keeps the new value.
+    """
+    if not renames:
+        return run
+    run = json.loads(json.dumps(run))
+    for old, new in renames.items():
+        location = _option_container(run, old)
+        old_key, new_key = old.rsplit(".", 1)[-1], new.rsplit(".", 1)[-1]
+        assert old.rsplit(".", 1)[0] == new.rsplit(".", 1)[0], f"{old} -> {new}: one section"
+        if location is not None and old_key in location:
+            value = location.pop(old_key)
+            location.setdefault(new_key, value)
+    return run
+
+
+def _option_container(run: dict[str, Any], path: str) -> dict | None:
+    """Return the dict of ``run`` that holds the last part of ``path``, or None.
+
+    ``section.component.key`` names the options of a component section, and only when
+    the run uses that component; any other path is followed through nested dicts.
+    """
+    parts = path.split(".")
+    if parts[0] in COMPONENT_SECTIONS:
+        spec = run.get(parts[0])
+        if len(parts) != 3 or not isinstance(spec, dict) or spec.get("name") != parts[1]:
+            return None
+        options = spec.setdefault("options", {})
+        return options if isinstance(options, dict) else None
+    container: Any = run
+    for part in parts[:-1]:
+        container = container.get(part) if isinstance(container, dict) else None
+    return container if isinstance(container, dict) else None
 
 
 def format_version(state: dict, directory: Path) -> int:
