@@ -151,7 +151,7 @@ def test_weights_in_another_dtype_are_refused(toy, tmp_path, capsys):
     weights[name] = weights[name].to(torch.float64)
     save_file(weights, str(folder / "model.safetensors"))
     assert main(["evaluate", str(folder)]) == 1
-    assert f"stores '{name}' as float64" in one_line_error(capsys)
+    assert f"stores '{name}' in model.safetensors as float64" in one_line_error(capsys)
 
 
 def test_pack_refuses_an_unknown_dtype_and_an_existing_folder(tmp_path):

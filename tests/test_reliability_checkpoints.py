@@ -365,12 +365,14 @@ def test_weights_that_are_not_floating_point_are_refused(run_dir, name, dtype):
            r"fp32, fp16 or bf16 only: save the weights in one of those$", run_dir)
 
 
+@pytest.mark.parametrize("file", ["model.safetensors", "ema.safetensors"])
 @pytest.mark.parametrize("change, problem", [
     (lambda t: t.to(torch.int64), r"as int64; loflex loads weights stored as fp32, fp16 or bf16"),
-    (all_of(float("nan")), r"holds NaN or infinite values in '.*' of model.safetensors"),
+    (all_of(float("nan")), r"holds NaN or infinite values in '.*' of {file}"),
 ], ids=["int64", "nan"])
-def test_resume_refuses_weights_that_are_not_finite_floats(run_dir, change, problem):
-    rewrite_weights(run_dir, "model.safetensors", change)
+def test_resume_refuses_weights_that_are_not_finite_floats(run_dir, change, problem, file):
+    rewrite_weights(run_dir, file, change)
+    problem = problem.replace("{file}", re.escape(file))
     with pytest.raises(CheckpointError) as info:
         resume(run_dir)
     assert re.search(problem, info.value.message), info.value.message

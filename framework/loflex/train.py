@@ -25,9 +25,22 @@ from loflex.assemble import Assembly, assemble
 from loflex.batch import Batch, collate
 from loflex.config import Run, run_to_toml
 from loflex.data import BatchStream, Position
+from loflex.diagnostics import HINT_EXAMPLES, diagnose
+from loflex.domain import Domain
 from loflex.errors import CheckpointError, ConfigError, TrainingError
+from loflex.generator import Generator
+from loflex.inference import (
+    EMA_FILE,
+    check_dtypes,
+    check_finite,
+    generate_all,
+    load_weights,
+    swapped_weights,
+)
 from loflex.memory import check_training_fits
 from loflex.optim import EMA, state_tensors
+from loflex.order import OrderDynamics
+from loflex.registry import owner
 from loflex.runtime import (  # noqa: F401  (re-exported: loflex.train.Objective etc.)
     Objective,
     TrainingStep,
@@ -166,8 +179,6 @@ def _train(run: Run, run_dir: Path, *, resume: bool, progress: bool,
     model.order.to(device)
     modules = model.modules()
     if init is not None and restored is None:
-        from loflex.inference import load_weights
-
         load_weights(starting_modules(modules, init.model), init.model, init.path)
     training_step = TrainingStep(model, cfg, device)
     optimizer, ema = training_step.optimizer, training_step.ema
@@ -280,8 +291,6 @@ def _diagnostics(model: Assembly, batches: list[Batch], device: torch.device, se
     One extra generator forward per batch, with its own fixed noise seed; the b_in spread
     and the order-hint correlation only for learned orders (a fixed order does not change).
     """
-    from loflex.diagnostics import HINT_EXAMPLES, diagnose
-
     if not batches:
         return {}
     learned = bool(model.order.learned)
@@ -295,8 +304,6 @@ def _diagnostics(model: Assembly, batches: list[Batch], device: torch.device, se
 
 
 def _sample_metrics(model: Assembly, run: Run, ema: EMA | None, device: torch.device) -> dict:
-    from loflex.inference import generate_all, swapped_weights
-
     settings = run.sample.model_copy(update={"num_samples": run.train.sample_count})
     with swapped_weights(model, ema.shadow if ema is not None else None):
         samples = generate_all(model, settings, seed=run.seed, device=device)
@@ -313,11 +320,6 @@ def _latest_checkpoint(run_dir: Path) -> ckpt.Checkpoint:
 def _save(run: Run, run_dir: Path, step: int, model: Assembly, optimizer, ema: EMA | None,
           position: Position, noise_rng: torch.Generator, train_seconds: float,
           skipped_total: int = 0) -> None:
-    from loflex.domain import Domain
-    from loflex.generator import Generator
-    from loflex.order import OrderDynamics
-    from loflex.registry import owner
-
     optim_tensors, optim_meta = ckpt.flatten_optimizer(optimizer.state_dict())
     optim_tensors["rng.torch"] = torch.get_rng_state()
     optim_tensors["rng.noise"] = noise_rng.get_state()
@@ -373,14 +375,14 @@ def _check_param_groups(optimizer) -> None:
 
 def _restore_exactly(restored: ckpt.Checkpoint, modules: dict[str, nn.Module], optimizer, ema,
                      stream: BatchStream, noise_rng: torch.Generator) -> int:
-    from loflex.inference import load_weights
-
     load_weights(modules, restored.model, restored.path)
     tensors = dict(restored.optim or {})
     torch.set_rng_state(tensors.pop("rng.torch"))
     noise_rng.set_state(tensors.pop("rng.noise"))
     optimizer.load_state_dict(ckpt.unflatten_optimizer(tensors, restored.state["optimizer"]))
     if ema is not None and restored.ema is not None:
+        check_dtypes(restored.ema, restored.path, EMA_FILE)
+        check_finite(restored.ema, restored.path, EMA_FILE)
         ema.shadow = {k: v.clone() for k, v in restored.ema.items()}
         ema.updates = restored.state.get("ema_updates", 0)
     stream.position = Position(**restored.state["position"])
