@@ -10,6 +10,7 @@ the trunk's matmuls are the only ops autocast lowers: norms and rate heads stay 
 from __future__ import annotations
 
 import shutil
+from functools import partial
 
 import pytest
 import torch
@@ -98,6 +99,11 @@ def test_bf16_autocast_gives_the_fp32_loss():
     assert bf16 != fp32, "autocast did lower some matmuls to bf16"
 
 
+def record_autocast(seen: list[bool], module, args) -> None:
+    """Forward pre-hook: note whether CPU autocast is on."""
+    seen.append(torch.is_autocast_enabled("cpu"))
+
+
 def test_sample_precision_bf16_autocasts_the_networks_only_where_the_cpu_has_bf16_units(
         tmp_path):
     """``sample.precision = "bf16"`` runs the generator under bf16 autocast on a CPU with
@@ -111,8 +117,7 @@ def test_sample_precision_bf16_autocasts_the_networks_only_where_the_cpu_has_bf1
         run = load_run(None, [*tiny, f"sample.precision={precision}"])
         model = assemble(run)
         seen: list[bool] = []
-        model.generator.register_forward_pre_hook(
-            lambda module, args: seen.append(torch.is_autocast_enabled("cpu")))
+        model.generator.register_forward_pre_hook(partial(record_autocast, seen))
         samples = generate_all(model, run.sample, seed=0)
         assert len(samples) == 4 and seen
         assert set(seen) == {expected}, f"sample.precision={precision}"

@@ -27,8 +27,7 @@ import safe as sf
 from loflex.errors import DataError
 
 from loflex_molecules.loaders import RawMolecules, read_molecules, read_shards, split_shards
-from loflex_molecules.representations import (canonical, encode_smiles, safe_to_bracket,
-                                               too_long)
+from loflex_molecules.representations import canonical, encode_smiles, safe_to_bracket, too_long
 
 CACHE_VERSION = "1"
 BUNDLED_SPLITS = {"train": "moses_train.csv.gz", "valid": "moses_valid.csv.gz",
