@@ -15,6 +15,7 @@ from pathlib import Path
 import loflex
 from loflex.config import load_run
 from loflex.pretrained import pack
+from loflex.testing import card_architecture
 from loflex.train import train
 
 NAME = "protein-peptides-flexmdm"
@@ -78,8 +79,9 @@ def main() -> int:
         seed=EVALUATION["seed"],
         metric_rows="\n".join(f"| {k} | {v:.4f} |" for k, v in metrics.items()))
     (FOLDER / "card.md").write_text(card, encoding="utf-8")
+    run = json.loads((FOLDER / "run.json").read_text(encoding="utf-8"))
     card_json = {"metrics": {k: round(v, 4) for k, v in metrics.items()},
-                 "evaluation": EVALUATION}
+                 "evaluation": EVALUATION, "architecture": card_architecture(run, parameters)}
     (FOLDER / "card.json").write_text(json.dumps(card_json, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {FOLDER}: {metrics}")
     return 0

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from loflex import checkpoint as ckpt
 from loflex.pretrained import count_parameters, pack
+from loflex.testing import card_architecture
 
 
 def training_figures(run_dir: Path) -> tuple[int, float]:
@@ -120,9 +121,10 @@ def main() -> None:
     run = json.loads((folder / "run.json").read_text())
     metrics = evaluate(folder, args.samples, args.steps, args.seed)
     evaluation = {"num_samples": args.samples, "steps": args.steps, "seed": args.seed}
-    (folder / "card.json").write_text(json.dumps({"metrics": metrics, "evaluation": evaluation},
-                                                 indent=1) + "\n")
     params = count_parameters(folder / "model.safetensors")
+    (folder / "card.json").write_text(json.dumps(
+        {"metrics": metrics, "evaluation": evaluation,
+         "architecture": card_architecture(run, params)}, indent=1) + "\n")
     (folder / "card.md").write_text(card(args.name, run, args.run_file, steps, cpu_hours, params,
                                          metrics, args.samples, args.steps, args.seed,
                                          args.summary))

@@ -27,7 +27,9 @@ from loflex.contracts import TrunkOutput, trunk_problem
 from loflex.domain import SPLITS, Domain, Example, Generated
 from loflex.generator import Generator
 from loflex.hookspecs import hookimpl
+from loflex.inference import load_model
 from loflex.order import OrderDynamics
+from loflex.pretrained import available, count_parameters
 from loflex.vocab import BOS, EOS, MASK, PAD, SPECIAL_TOKENS, Vocabulary
 
 
@@ -310,3 +312,43 @@ def _check_state_frequencies(order, rates, t, logp, free, draws: int) -> None:
     assert not bad.any(), f"state frequencies disagree with closed forms: max gap " \
         f"{float((freq - probs).abs()[:, free].max()):.4f}"
     assert math.isfinite(float(probs.sum()))
+
+
+def card_architecture(run: dict, parameters: int) -> dict:
+    """The ``architecture`` entry of a shipped model's ``card.json``.
+
+    Args:
+        run: the model's ``run.json`` (its ``generator`` and ``order`` entries are kept).
+        parameters: values stored in its ``model.safetensors``.
+    """
+    return {"generator": run["generator"], "order": run["order"], "parameters": parameters}
+
+
+def check_shipped_model(name: str):
+    """Check that a registered pretrained model matches its card; return it loaded.
+
+    The card (``card.md`` and ``card.json``) must exist, ``card.json``'s
+    ``architecture`` must name the generator and order with the options of the packed
+    ``run.json``, and its parameter count must equal both the stored values and the
+    parameters of the networks built from the run.
+
+    Returns:
+        the :class:`loflex.inference.Loaded` model, for a smoke run of the caller's.
+
+    Raises:
+        AssertionError: naming the model and what differs.
+    """
+    model = available()[name]
+    folder = model.path()
+    assert (folder / "card.md").is_file(), f"{name}: no card.md"
+    card = json.loads((folder / "card.json").read_text(encoding="utf-8"))
+    run = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+    stored = count_parameters(folder / "model.safetensors")
+    expected = card_architecture(run, stored)
+    assert card.get("architecture") == expected, (
+        f"{name}: card.json architecture {card.get('architecture')} is not {expected}")
+    loaded = load_model(folder)
+    built = sum(p.numel() for module in (loaded.model.generator, loaded.model.order)
+                for p in module.parameters())
+    assert built == stored, f"{name}: the networks have {built} parameters, the card {stored}"
+    return loaded
