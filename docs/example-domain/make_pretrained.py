@@ -14,8 +14,8 @@ from pathlib import Path
 
 import loflex
 from loflex.config import load_run
-from loflex.pretrained import pack
-from loflex.train import train
+from loflex.extension.pretrained import pack
+from loflex.training.train import train
 
 NAME = "protein-peptides-flexmdm"
 FOLDER = Path(__file__).parent / "loflex_example_protein" / "pretrained" / NAME

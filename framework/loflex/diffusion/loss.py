@@ -22,12 +22,12 @@ from typing import Literal, TypeVar
 import torch
 import torch.nn.functional as F
 
-from loflex import schedule
-from loflex.batch import Batch
+from loflex.contracts import Prediction
+from loflex.diffusion import schedule
+from loflex.diffusion.batch import Batch
+from loflex.diffusion.order import EventTimes, OrderDynamics, TokenRates
+from loflex.diffusion.process import NoisyBatch, noise_all, state_log_prob
 from loflex.errors import ConfigError
-from loflex.generator import Prediction
-from loflex.order import EventTimes, OrderDynamics, TokenRates
-from loflex.process import NoisyBatch, noise_all, state_log_prob
 
 Normalisation = Literal["per-sequence", "flexmdm"]
 NORMALISATIONS = ("per-sequence", "flexmdm")
@@ -189,14 +189,14 @@ def training_loss(
 
     Args:
         batch: clean batch x_1 (B, L).
-        generator: maps (x_t, t, real) to a :class:`~loflex.generator.Prediction`.
+        generator: maps (x_t, t, real) to a :class:`~loflex.contracts.Prediction`.
         order: the order dynamics.
         length_scale: L_max of the per-sequence insertion normaliser.
         normalisation: "per-sequence" (LoFlexMDM) or "flexmdm" (the baseline's).
         rng: optional generator for t and the event times.
         time_sampling: "uniform" (the reference's stratified t) or "hazard" (t drawn in
             proportion to h_a(t) with importance weights: the same objective, lower variance;
-            see :func:`loflex.schedule.hazard_times`).
+            see :func:`loflex.diffusion.schedule.hazard_times`).
         time_weighting: "elbo" (the method's) or "flat": each sequence's time-dependent
             terms are divided by h_a(t) (see :func:`flat_time_weight`).
     """

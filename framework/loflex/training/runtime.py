@@ -18,12 +18,12 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from loflex import loss as losses
-from loflex.assemble import Assembly
-from loflex.batch import Batch
 from loflex.config import SampleConfig, TrainConfig
+from loflex.diffusion import loss as losses
+from loflex.diffusion.batch import Batch
 from loflex.errors import ConfigError
-from loflex.optim import EMA, lr_factor, make_optimizer, named_parameters
+from loflex.extension.assemble import Assembly
+from loflex.training.optim import EMA, lr_factor, make_optimizer, named_parameters
 
 
 def pick_device(name: str) -> torch.device:

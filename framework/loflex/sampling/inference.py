@@ -1,7 +1,7 @@
 """Loading trained models and drawing samples from them in bounded-memory chunks.
 
 ``loflex.load("name-or-path")`` is :func:`load_model`: a run directory, a checkpoint
-directory or the name of a pretrained model (see :mod:`loflex.pretrained`).
+directory or the name of a pretrained model (see :mod:`loflex.extension.pretrained`).
 """
 
 from __future__ import annotations
@@ -17,16 +17,15 @@ import pydantic
 import torch
 from torch import nn
 
-from loflex import checkpoint as ckpt
-from loflex import sampler
-from loflex.assemble import Assembly, assemble
 from loflex.config import Run, SampleConfig, apply_overrides, validate_run
-from loflex.contracts import LogitConstrainedDomain, supports
-from loflex.domain import Example, Generated
+from loflex.contracts import Example, Generated, LogitConstrainedDomain, supports
 from loflex.errors import CheckpointError, ConfigError, LoflexError
-from loflex.pretrained import load_checkpoint
-from loflex.registry import options_error
-from loflex.runtime import autocast_for
+from loflex.extension.assemble import Assembly, assemble
+from loflex.extension.pretrained import load_checkpoint
+from loflex.extension.registry import options_error
+from loflex.sampling import sampler
+from loflex.training import checkpoint as ckpt
+from loflex.training.runtime import autocast_for
 
 WEIGHT_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 ACCEPTED_DTYPES = "fp32, fp16 or bf16"
@@ -339,7 +338,7 @@ def generate(model: Assembly, settings: SampleConfig, *, seed: int = 0,
 
     Yields:
         ``(samples, output)`` per sampler batch: the :class:`Generated` samples and the
-        raw :class:`loflex.sampler.SampleOutput` (with its trajectory when asked).
+        raw :class:`loflex.sampling.sampler.SampleOutput` (with its trajectory when asked).
     """
     rng = torch.Generator(device=device).manual_seed(seed)
     was_training = (model.generator.training, model.order.training)

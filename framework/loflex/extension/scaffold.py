@@ -9,7 +9,7 @@ or ``domain``)::
       loflex_NAME/__init__.py
       loflex_NAME/component.py  the component class, named NAME
       loflex_NAME/plugin.py     the hook implementation registering it
-      tests/test_NAME.py        the loflex.testing contract checks and the entry point
+      tests/test_NAME.py        the loflex.extension.testing contract checks and the entry point
 
 The component is small but complete; replace its body with your own.
 """
@@ -61,7 +61,7 @@ A loflex plugin that registers the $kind `$name`.
 
 ```bash
 pip install -e .            # then `loflex components` lists $name
-python -m pytest tests      # the loflex.testing contract checks
+python -m pytest tests      # the loflex.extension.testing contract checks
 ruff check .                # lint (configured in pyproject.toml)
 ```
 
@@ -263,7 +263,7 @@ TEST_FILE = """\
 \"\"\"The loflex contract checks of the $kind `$name`, and its entry point.\"\"\"
 
 import loflex
-from loflex.testing import $check
+from loflex.extension.testing import $check
 
 from $package.component import $cls
 

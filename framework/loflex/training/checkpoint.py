@@ -34,7 +34,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from loflex.errors import CheckpointError, LoflexError
-from loflex.rundir import excerpt, kind_of, open_regular, read_head, refuse_link
+from loflex.training.rundir import excerpt, kind_of, open_regular, read_head, refuse_link
 from loflex.version import __version__
 
 FORMAT_NAME = "loflex-checkpoint"

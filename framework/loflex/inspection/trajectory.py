@@ -24,9 +24,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from loflex.checkpoint import atomic_write_text
+from loflex.contracts.vocab import EOS, MASK, PAD, SPECIAL_TOKENS
 from loflex.errors import DataError
-from loflex.vocab import EOS, MASK, PAD, SPECIAL_TOKENS
+from loflex.training.checkpoint import atomic_write_text
 
 FORMAT = "loflex-trajectories"
 VERSION = 1
@@ -142,7 +142,7 @@ def _match(prev: list[int], nxt: list[int], k: int) -> list[int]:
     extra = len(nxt) - len(prev)
     if extra < 0:
         raise DataError(f"trajectory state {k} is shorter than state {k - 1}; states must only "
-                        "grow (pass the records of loflex.sampler.Trajectory.to_records)")
+                        "grow (pass the records of loflex.sampling.sampler.Trajectory.to_records)")
     n = len(prev)
     if extra == 0 and all(map(_compatible, prev, nxt)):
         return list(range(n))
@@ -200,7 +200,7 @@ def sample_from_record(record: dict, pieces_of, t: list[float] | None = None) ->
 
 
 def output_records(output) -> list[dict]:
-    """Return exact per-slot records of a :class:`loflex.sampler.SampleOutput`.
+    """Return exact per-slot records of a :class:`loflex.sampling.sampler.SampleOutput`.
 
     Uses the sampler's own ``insert_step``/``reveal_step`` (no alignment needed); the
     state times come from the recorded trajectory.

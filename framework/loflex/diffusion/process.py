@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from loflex.batch import Batch
-from loflex.order import EventTimes, StateLogProbs
-from loflex.vocab import MASK, PAD
+from loflex.contracts.vocab import MASK, PAD
+from loflex.diffusion.batch import Batch
+from loflex.diffusion.order import EventTimes, StateLogProbs
 
 
 @dataclass

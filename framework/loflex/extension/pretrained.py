@@ -30,9 +30,9 @@ from typing import Any
 
 import torch
 
-from loflex import checkpoint as ckpt
-from loflex import plugins
 from loflex.errors import CheckpointError, ConfigError, PluginError
+from loflex.extension import plugins
+from loflex.training import checkpoint as ckpt
 
 NAME_PATTERN = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)+$")
 REQUIRED_FILES = ("run.json", "state.json", "model.safetensors")
@@ -128,7 +128,7 @@ def _relative_folder(folder: Any) -> bool:
 def available() -> dict[str, PretrainedModel]:
     """Return every pretrained model the loaded plugins register, by name.
 
-    A plugin whose hook raises is skipped with a warning (see :mod:`loflex.plugins`).
+    A plugin whose hook raises is skipped with a warning (see :mod:`loflex.extension.plugins`).
 
     Raises:
         PluginError: a registration is malformed or a name is registered twice.
@@ -184,7 +184,7 @@ def load_checkpoint(reference: str | Path) -> ckpt.Checkpoint:
     """Load the checkpoint of a run directory, checkpoint directory or pretrained model name.
 
     Raises:
-        CheckpointError: as :func:`locate` and :func:`loflex.checkpoint.load`; for a
+        CheckpointError: as :func:`locate` and :func:`loflex.training.checkpoint.load`; for a
             pretrained model the message names the model and its package.
     """
     model = shipped(reference)
@@ -233,7 +233,7 @@ def _check_weight_file(model: PretrainedModel, path: Path) -> None:
             raise CheckpointError(
                 f"pretrained model '{model.name}' ({model.origin}) stores '{tensor}' in "
                 f"{path.name} as {info['dtype']}; loflex loads F16, BF16 or F32 weights only "
-                "(write the folder with loflex.pretrained.pack)"
+                "(write the folder with loflex.extension.pretrained.pack)"
             )
 
 
@@ -334,7 +334,7 @@ def pack(source: str | Path, destination: str | Path, *, dtype: str = "fp16") ->
 
     Raises:
         ConfigError: unknown dtype or an existing destination; CheckpointError: see
-            :func:`loflex.checkpoint.load` (and values too large for fp16).
+            :func:`loflex.training.checkpoint.load` (and values too large for fp16).
     """
     if dtype not in PACK_DTYPES:
         raise ConfigError(f"dtype '{dtype}' is not one of {', '.join(PACK_DTYPES)}")

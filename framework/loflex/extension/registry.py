@@ -13,9 +13,9 @@ from typing import Any, TypeVar
 
 import pydantic
 
-from loflex import plugins
 from loflex.contracts import Domain, Generator, OrderDynamics, undocumented_options
 from loflex.errors import ConfigError, PluginError, UnknownComponentError
+from loflex.extension import plugins
 
 T = TypeVar("T")
 NAME_PATTERN = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
@@ -46,7 +46,7 @@ def registrations(base: type) -> dict[str, Registration]:
     Every component hook of every plugin runs on each call (tables are never cached). A
     plugin whose hook raises or registers something invalid (not a subclass of the base,
     abstract members left, a bad name, an option without a description, a name another
-    plugin took first) is skipped as a whole: recorded in ``loflex.plugins.failures``
+    plugin took first) is skipped as a whole: recorded in ``loflex.extension.plugins.failures``
     with a warning naming it and its distribution, and none of its components listed.
     """
     return _tables()[base]
@@ -159,7 +159,7 @@ def check_class(cls: Any, base: type, kind: str, hook: str) -> None:
 def check_plugin(plugin: str) -> None:
     """Build the component tables and raise if ``plugin`` was skipped.
 
-    For tests (``loflex.testing.registered``): a plugin author sees the error itself
+    For tests (``loflex.extension.testing.registered``): a plugin author sees the error itself
     instead of a warning and a missing component.
 
     Raises:

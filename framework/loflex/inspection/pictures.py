@@ -16,8 +16,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from loflex.contracts import DrawableDomain, supports
-from loflex.trajectory import SampleTrajectory
-from loflex.vocab import SPECIAL_TOKENS
+from loflex.contracts.vocab import SPECIAL_TOKENS
+from loflex.inspection.trajectory import SampleTrajectory
 
 DPI = 100
 STATE_COLOURS = ("white", "#c8c8c8", "#2c5d8a")  # absent, masked, revealed

@@ -24,12 +24,12 @@ from typing import Any
 
 import torch
 
-from loflex.checkpoint import atomic_write_text
 from loflex.config import Run, load_run, read_toml, validate_run
 from loflex.errors import ConfigError, LoflexError
-from loflex.inference import generate_all, load_model
-from loflex.rundir import excerpt, kind_of, open_regular
-from loflex.train import train
+from loflex.sampling.inference import generate_all, load_model
+from loflex.training.checkpoint import atomic_write_text
+from loflex.training.rundir import excerpt, kind_of, open_regular
+from loflex.training.train import train
 
 ENTRY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 ENTRY_KEYS = {"run", "set"}

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import pluggy
 
-from loflex import hookspecs
 from loflex.errors import PluginError
+from loflex.extension import hookspecs
 
 ENTRY_POINT_GROUP = "loflex"
 DEFAULT_PLUGINS = (

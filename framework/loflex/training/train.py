@@ -19,17 +19,15 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from loflex import checkpoint as ckpt
-from loflex import rundir
-from loflex.assemble import Assembly, assemble
-from loflex.batch import Batch, collate
 from loflex.config import Run, run_to_toml
-from loflex.data import BatchStream, Position
-from loflex.diagnostics import HINT_EXAMPLES, diagnose
-from loflex.domain import Domain
+from loflex.contracts import Domain, Generator
+from loflex.diffusion.batch import Batch, collate
+from loflex.diffusion.order import OrderDynamics
 from loflex.errors import CheckpointError, ConfigError, TrainingError
-from loflex.generator import Generator
-from loflex.inference import (
+from loflex.extension.assemble import Assembly, assemble
+from loflex.extension.registry import owner
+from loflex.inspection.diagnostics import HINT_EXAMPLES, diagnose
+from loflex.sampling.inference import (
     EMA_FILE,
     check_dtypes,
     check_finite,
@@ -37,11 +35,12 @@ from loflex.inference import (
     load_weights,
     swapped_weights,
 )
-from loflex.memory import check_training_fits
-from loflex.optim import EMA, state_tensors
-from loflex.order import OrderDynamics
-from loflex.registry import owner
-from loflex.runtime import (  # noqa: F401  (re-exported: loflex.train.Objective etc.)
+from loflex.training import checkpoint as ckpt
+from loflex.training import rundir
+from loflex.training.data import BatchStream, Position
+from loflex.training.memory import check_training_fits
+from loflex.training.optim import EMA, state_tensors
+from loflex.training.runtime import (  # noqa: F401  (re-exported: loflex.training.train.Objective etc.)
     Objective,
     TrainingStep,
     distributed,
@@ -286,7 +285,7 @@ def _validate(objective: Objective, batches: list[Batch], device: torch.device, 
 
 def _diagnostics(model: Assembly, batches: list[Batch], device: torch.device, seed: int,
                  normalisation: str) -> dict:
-    """Return the ``diag/`` figures of :mod:`loflex.diagnostics` on the validation batches.
+    """Return the ``diag/`` figures of :mod:`loflex.inspection.diagnostics` on the validation batches.
 
     One extra generator forward per batch, with its own fixed noise seed; the b_in spread
     and the order-hint correlation only for learned orders (a fixed order does not change).

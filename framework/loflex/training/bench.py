@@ -16,11 +16,11 @@ from dataclasses import asdict, dataclass
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from loflex.assemble import Assembly, assemble
-from loflex.batch import Batch
 from loflex.config import Run
-from loflex.data import BatchStream
-from loflex.runtime import (  # noqa: F401  (compile_networks re-exported)
+from loflex.diffusion.batch import Batch
+from loflex.extension.assemble import Assembly, assemble
+from loflex.training.data import BatchStream
+from loflex.training.runtime import (  # noqa: F401  (compile_networks re-exported)
     TrainingStep,
     autocast_for,
     compile_networks,
@@ -167,7 +167,7 @@ def bench_train(run: Run, steps: int, warmup: int, device: torch.device, *,
                 bare: bool = True, nominal_peak_gflops: float = 0.0) -> BenchResult:
     """Time optimiser steps of ``run`` on real batches, exactly as ``loflex train`` runs them.
 
-    Each timed step is a call of :class:`loflex.runtime.TrainingStep`, the object
+    Each timed step is a call of :class:`loflex.training.runtime.TrainingStep`, the object
     ``loflex train`` calls: objective (bf16 autocast on GPU when configured), backward,
     gradient clipping, the non-finite check, AdamW and the EMA update, with
     ``train.compile`` and, under ``torchrun``, DDP as in training (one shard per
@@ -219,8 +219,8 @@ def _bare_step(model: Assembly, batch: Batch) -> None:
 def bench_sample(run: Run, steps: int, warmup: int, device: torch.device, *,
                  bare: bool = True, nominal_peak_gflops: float = 0.0) -> BenchResult:
     """Time full sampler runs of one batch (``run.sample.steps`` model calls each)."""
-    from loflex import sampler
-    from loflex.inference import sampling_prompts
+    from loflex.sampling import sampler
+    from loflex.sampling.inference import sampling_prompts
 
     model = _build(run, device)
     if run.train.compile:

@@ -20,15 +20,13 @@ from collections.abc import Iterator, Sequence
 import torch
 from pydantic import Field
 
-from loflex import plugins, registry
-from loflex.batch import collate
 from loflex.config import Options
-from loflex.contracts import TrunkOutput, trunk_problem
-from loflex.domain import SPLITS, Domain, Example, Generated
-from loflex.generator import Generator
-from loflex.hookspecs import hookimpl
-from loflex.order import OrderDynamics
-from loflex.vocab import BOS, EOS, MASK, PAD, SPECIAL_TOKENS, Vocabulary
+from loflex.contracts import SPLITS, Domain, Example, Generated, Generator, TrunkOutput, trunk_problem
+from loflex.contracts.vocab import BOS, EOS, MASK, PAD, SPECIAL_TOKENS, Vocabulary
+from loflex.diffusion.batch import collate
+from loflex.diffusion.order import OrderDynamics
+from loflex.extension import plugins, registry
+from loflex.extension.hookspecs import hookimpl
 
 
 @contextlib.contextmanager

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
-from loflex.batch import Batch, collate
-from loflex.domain import Example
+from loflex.contracts import Example
+from loflex.diffusion.batch import Batch, collate
 from loflex.errors import DataError, TrainingError
 
 

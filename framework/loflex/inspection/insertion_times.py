@@ -21,10 +21,10 @@ from dataclasses import dataclass
 
 import torch
 
-from loflex.batch import collate
-from loflex.domain import Example
+from loflex.contracts import Example
+from loflex.diffusion.batch import collate
+from loflex.diffusion.order import OrderDynamics, TokenRates
 from loflex.errors import LoflexError
-from loflex.order import OrderDynamics, TokenRates
 
 FINE_POINTS = 8192
 T_MAX = 1.0 - 1e-6
@@ -70,7 +70,7 @@ def insertion_times(model, example: Example | Sequence[int], *, prompt: Sequence
     """Return the median and mean insertion time of every target token of one sequence.
 
     Args:
-        model: a :class:`loflex.assemble.Assembly` or an :class:`OrderDynamics`.
+        model: a :class:`loflex.extension.assemble.Assembly` or an :class:`OrderDynamics`.
         example: an :class:`Example` (its prompt and order hint are used) or the
             target ids.
         prompt: prompt ids when ``example`` is a list of ids.

@@ -24,9 +24,10 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from loflex import pictures, rundir
-from loflex.checkpoint import atomic_write_text
 from loflex.errors import DataError, LoflexError
+from loflex.inspection import pictures
+from loflex.training import rundir
+from loflex.training.checkpoint import atomic_write_text
 
 CURVE_PANELS = {
     "loss terms": ("loss", "loss_theta", "unmask", "insertion", "reinforce", "regulariser"),
@@ -293,7 +294,7 @@ def model_sections(page: Page, run_dir: Path, out: Path, *, num_samples: int, st
                    examples: int, device: str, seed: int, records: Sequence[dict]) -> None:
     """Add the sections that need the trained model (skipped with a note without one)."""
     from loflex.errors import CheckpointError
-    from loflex.inference import load_model
+    from loflex.sampling.inference import load_model
 
     try:
         loaded = load_model(run_dir, device=device)
@@ -320,8 +321,8 @@ def model_sections(page: Page, run_dir: Path, out: Path, *, num_samples: int, st
 
 
 def _draw_samples(model, settings, seed: int, device: str):
-    from loflex.inference import generate
-    from loflex.trajectory import output_records, sample_from_record
+    from loflex.inspection.trajectory import output_records, sample_from_record
+    from loflex.sampling.inference import generate
 
     samples, trajectories = [], []
     for batch, output in generate(model, settings, seed=seed, device=device, trajectory=True):
@@ -361,7 +362,7 @@ def _sample_section(page: Page, model, samples, trajectories, out: Path) -> None
 
 
 def _order_section(page: Page, model, examples: int, out: Path) -> None:
-    from loflex.insertion_times import insertion_times
+    from loflex.inspection.insertion_times import insertion_times
 
     body = ("<p>Median insertion time of every token, from the order's time-dependent hazard "
             "(earlier = generated first).</p>")

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from loflex.batch import layout
 from loflex.config import SampleConfig
-from loflex.domain import Example, Generated
+from loflex.contracts import Example, Generated
+from loflex.contracts.vocab import MASK, PAD, SPECIAL_TOKENS
+from loflex.diffusion.batch import layout
 from loflex.errors import ConfigError, LoflexError
-from loflex.vocab import MASK, PAD, SPECIAL_TOKENS
 
 T_END = 1.0 - 1e-5
 MAX_POISSON_RATE = 1e7  # any count near this overflows the width anyway

@@ -7,7 +7,7 @@ order, the generator predicts once, and every figure is binned by t into equal b
   **visible** tokens (an unmasked copy of the same token id stands elsewhere in the
   *target part* of ``x_t``: prompt, BOS and EOS excluded, since a prompt such as a star
   graph's edge list contains nearly every target token) and **other** tokens;
-- the per-sequence insertion loss of the run's normalisation (``loflex.loss``);
+- the per-sequence insertion loss of the run's normalisation (``loflex.diffusion.loss``);
 - per open gap (a gap that can hold tokens: not left of a prompt or BOS slot), the
   predicted multiplier ``insert_multiplier``, the number of missing tokens and the target
   multiplier ``Lambda / h(t)`` (the b_in-weighted missing count the insertion head is
@@ -30,16 +30,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from loflex import schedule
-from loflex.batch import Batch
-from loflex.domain import Example
-from loflex.generator import Prediction
-from loflex.insertion_times import insertion_times
-from loflex.loss import Normalisation, call_with_rng, generator_loss
-from loflex.order import OrderDynamics
-from loflex.process import NoisyBatch, noise
-from loflex.report import rank_correlation
-from loflex.vocab import EOS, MASK
+from loflex.contracts import Example, Prediction
+from loflex.contracts.vocab import EOS, MASK
+from loflex.diffusion import schedule
+from loflex.diffusion.batch import Batch
+from loflex.diffusion.loss import Normalisation, call_with_rng, generator_loss
+from loflex.diffusion.order import OrderDynamics
+from loflex.diffusion.process import NoisyBatch, noise
+from loflex.inspection.insertion_times import insertion_times
+from loflex.inspection.report import rank_correlation
 
 TIME_BINS = 10
 SPREAD_TIMES = (0.1, 0.5, 0.9)

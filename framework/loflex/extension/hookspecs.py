@@ -78,7 +78,7 @@ def register_pretrained(register: Callable[..., None]) -> None:
     folder inside the importable ``package``, found with :mod:`importlib.resources` and
     only ever read. The folder is a checkpoint folder (``run.json``, ``state.json``,
     ``model.safetensors``) plus ``card.md`` and an optional ``card.json``; see
-    :mod:`loflex.pretrained`.
+    :mod:`loflex.extension.pretrained`.
 
     Example::
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import torch
 
 from loflex.config import Run
+from loflex.contracts.vocab import SPECIAL_TOKENS
 from loflex.errors import ConfigError
-from loflex.vocab import SPECIAL_TOKENS
 
 BYTES_PER_PARAMETER = 4 * 5  # weights, gradients, Adam's two moments, EMA (fp32)
 ACTIVATION_FLOATS = 16  # per token, unit of width and layer kept for the backward
@@ -63,9 +63,9 @@ def _size_options(run: Run, fallback: bool = True) -> list[str]:
 
 def _build_on_meta(run: Run, generator_layers: int | None, order_layers: int | None):
     """Build generator and order on the meta device, with the given ``layers`` options."""
-    from loflex import registry
-    from loflex.generator import Generator
-    from loflex.order import OrderDynamics
+    from loflex.contracts import Generator
+    from loflex.diffusion.order import OrderDynamics
+    from loflex.extension import registry
 
     def spec(section, layers):
         options = dict(getattr(run, section).options)

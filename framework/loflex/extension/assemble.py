@@ -11,11 +11,10 @@ from pathlib import Path
 
 from torch import nn
 
-from loflex import registry
 from loflex.config import Run
-from loflex.domain import Domain
-from loflex.generator import Generator
-from loflex.order import OrderDynamics
+from loflex.contracts import Domain, Generator
+from loflex.diffusion.order import OrderDynamics
+from loflex.extension import registry
 
 
 @dataclass
@@ -65,7 +64,7 @@ def assemble(run: Run, domain_state: dict | None = None, cache_dir: Path | None 
 def __getattr__(name: str):
     """Return :class:`Assembly` for its deprecated name ``Model``, with a warning."""
     if name == "Model":
-        warnings.warn("loflex.assemble.Model is deprecated and will be removed in the next "
-                      "release; use loflex.assemble.Assembly", DeprecationWarning, stacklevel=2)
+        warnings.warn("loflex.extension.assemble.Model is deprecated and will be removed in the next "
+                      "release; use loflex.extension.assemble.Assembly", DeprecationWarning, stacklevel=2)
         return Assembly
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

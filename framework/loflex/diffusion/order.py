@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from loflex import schedule
 from loflex.contracts.order import EventTimes, OrderDynamics, StateLogProbs, TokenRates
+from loflex.diffusion import schedule
 
 __all__ = ["EventTimes", "KumaraswamyOrder", "OrderDynamics", "StateLogProbs", "TokenRates"]
 

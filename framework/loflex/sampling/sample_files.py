@@ -16,8 +16,8 @@ from pathlib import Path
 
 from loflex.contracts import Domain, Generated
 from loflex.errors import ConfigError
-from loflex.rundir import open_regular
-from loflex.samples_io import SampleWriter, refuse_overwrite
+from loflex.sampling.samples_io import SampleWriter, refuse_overwrite
+from loflex.training.rundir import open_regular
 
 FORMATS = {".jsonl": "JSON Lines: token ids and text, re-scorable with `loflex evaluate`",
            ".csv": "CSV: one row per sample with the domain's columns"}
@@ -26,7 +26,7 @@ FORMATS = {".jsonl": "JSON Lines: token ids and text, re-scorable with `loflex e
 class CsvSampleWriter:
     """Write samples as CSV rows of ``domain.columns(sample)``, header from the first row.
 
-    The same interface as :class:`loflex.samples_io.SampleWriter`: ``write``, ``close``,
+    The same interface as :class:`loflex.sampling.samples_io.SampleWriter`: ``write``, ``close``,
     ``abort`` and ``count``.
     """
 

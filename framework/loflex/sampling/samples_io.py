@@ -8,9 +8,9 @@ from collections.abc import Iterable
 from contextlib import suppress
 from pathlib import Path
 
-from loflex.domain import Domain, Example, Generated
+from loflex.contracts import Domain, Example, Generated
 from loflex.errors import DataError, LoflexError
-from loflex.rundir import open_regular
+from loflex.training.rundir import open_regular
 
 
 def refuse_overwrite(path: Path, force: bool) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 
 from loflex.contracts.examples import Batch, Example
-from loflex.vocab import BOS, EOS, PAD
+from loflex.contracts.vocab import BOS, EOS, PAD
 
 __all__ = ["Batch", "collate", "layout"]
 
