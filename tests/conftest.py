@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from loflex import plugins
+from loflex.extension import plugins
 
 
 @pytest.fixture(autouse=True)
@@ -17,7 +17,7 @@ def builtins_only(monkeypatch):
 @pytest.fixture
 def toy():
     """Register the toy domain for one test."""
-    from loflex.testing import ToyPlugin, registered
+    from loflex.extension.testing import ToyPlugin, registered
 
     with registered(ToyPlugin(), name="toy"):
         yield

@@ -1,4 +1,4 @@
-"""Checkpoints written before a rename still load: ``loflex.checkpoint.RENAMES`` maps old
+"""Checkpoints written before a rename still load: ``loflex.training.checkpoint.RENAMES`` maps old
 parameter-name prefixes and option keys to the new ones when a checkpoint is read.
 
 Nothing has been renamed yet, so the table is empty; these tests rename a key of the
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from loflex import checkpoint as ckpt
 from loflex import load
 from loflex.errors import CheckpointError, ConfigError
+from loflex.training import checkpoint as ckpt
 from safetensors.torch import load_file, save_file
 
 FIXTURE = Path(__file__).resolve().parent / "data" / "checkpoint-v1"

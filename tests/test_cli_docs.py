@@ -58,8 +58,8 @@ def reference(parser: argparse.ArgumentParser) -> str:
 
 def builtin_parser() -> argparse.ArgumentParser:
     """The parser with the built-in commands only (no installed plugin)."""
-    from loflex import plugins
     from loflex.cli import build_parser
+    from loflex.extension import plugins
 
     saved = os.environ.get("LOFLEX_LOAD_PLUGINS")
     os.environ["LOFLEX_LOAD_PLUGINS"] = ""

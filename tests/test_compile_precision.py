@@ -15,15 +15,15 @@ from functools import partial
 import pytest
 import torch
 from loflex import load_run
-from loflex import loss as losses
-from loflex.assemble import assemble
-from loflex.batch import Batch
-from loflex.bench import compile_networks
+from loflex.contracts.vocab import BOS, EOS, PAD
 from loflex.default_plugins.orders import KumaraswamyDynamics
 from loflex.default_plugins.transformer import TransformerGenerator
-from loflex.inference import generate_all
-from loflex.runtime import cpu_has_bf16
-from loflex.vocab import BOS, EOS, PAD
+from loflex.diffusion import loss as losses
+from loflex.diffusion.batch import Batch
+from loflex.extension.assemble import assemble
+from loflex.sampling.inference import generate_all
+from loflex.training.bench import compile_networks
+from loflex.training.runtime import cpu_has_bf16
 
 V = 12
 WIDTH = 32

@@ -1,4 +1,4 @@
-"""The contract checks of loflex.testing catch what a plugin author gets wrong."""
+"""The contract checks of loflex.extension.testing catch what a plugin author gets wrong."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ import warnings
 
 import pytest
 import torch
-from loflex import ConfigError, Generator, OrderDynamics, Prediction, TokenRates, registry
+from loflex import ConfigError, Generator, OrderDynamics, Prediction, TokenRates
 from loflex.contracts import Trunk, TrunkOutput, trunk_problem
-from loflex.order import KumaraswamyOrder
-from loflex.testing import (
+from loflex.diffusion.order import KumaraswamyOrder
+from loflex.extension import registry
+from loflex.extension.testing import (
     check_generator,
     check_order_dynamics,
     check_trunk,

@@ -9,18 +9,18 @@ import statistics
 import pytest
 import torch
 import torch.nn.functional as F
-from loflex import diagnostics, load_run
-from loflex.batch import collate
+from loflex import load_run
 from loflex.cli import main
+from loflex.contracts import Example, Prediction
+from loflex.contracts.vocab import MASK, PAD, SPECIAL_TOKENS
 from loflex.default_plugins.orders import LeftToRightOrder, UniformOrder
-from loflex.domain import Example
-from loflex.generator import Prediction
-from loflex.hookspecs import hookimpl
-from loflex.order import EventTimes
-from loflex.process import noise
-from loflex.testing import ToyDomain, registered
-from loflex.train import train
-from loflex.vocab import MASK, PAD, SPECIAL_TOKENS
+from loflex.diffusion.batch import collate
+from loflex.diffusion.order import EventTimes
+from loflex.diffusion.process import noise
+from loflex.extension.hookspecs import hookimpl
+from loflex.extension.testing import ToyDomain, registered
+from loflex.inspection import diagnostics
+from loflex.training.train import train
 from torch import nn
 
 V = 12  # four special tokens and the data ids 4..11

@@ -9,7 +9,7 @@ import pytest
 from loflex import ConfigError, load_run
 from loflex.cli import main
 from loflex.config import dumps_toml
-from loflex.experiment import (
+from loflex.training.experiment import (
     ExperimentSettings,
     entry_run,
     order_runs,
@@ -51,7 +51,7 @@ def test_experiment_runs_every_order_and_resumes(tmp_path, toy):
 
 
 def test_interrupted_order_continues_from_its_checkpoint(tmp_path, toy):
-    from loflex.train import train
+    from loflex.training.train import train
 
     run = load_run(None, TINY)
     chosen = settings(run, orders=["uniform"])

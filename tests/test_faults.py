@@ -15,13 +15,13 @@ import sys
 import textwrap
 import time
 
-import loflex.loss
+import loflex.diffusion.loss
 import pytest
 import torch
-from loflex import checkpoint as ckpt
 from loflex import load_run
 from loflex.errors import CheckpointError, TrainingError
-from loflex.train import train
+from loflex.training import checkpoint as ckpt
+from loflex.training.train import train
 
 STEPS = 8
 TINY = ["order.name=uniform", "generator.options.layers=1", "generator.options.width=32",
@@ -73,7 +73,7 @@ def reference(tmp_path_factory):
 KILLER = textwrap.dedent("""
     import os, signal, sys
     from pathlib import Path
-    import loflex.checkpoint as C
+    import loflex.training.checkpoint as C
     from loflex.cli import main
 
     point, target = sys.argv[1], sys.argv[2]
@@ -233,7 +233,7 @@ class InfiniteGradient(torch.autograd.Function):
 
 def poison(monkeypatch, bad_calls: set[int], kind: str = "nan") -> list[torch.Tensor]:
     """Make training steps ``bad_calls`` (1-based) non-finite; return a weight snapshot per call."""
-    real = loflex.loss.training_loss
+    real = loflex.diffusion.loss.training_loss
     snapshots, calls = [], [0]
 
     def wrapped(batch, generator, order, **kwargs):
@@ -245,7 +245,7 @@ def poison(monkeypatch, bad_calls: set[int], kind: str = "nan") -> list[torch.Te
             terms = dataclasses.replace(terms, loss=loss)
         return terms
 
-    monkeypatch.setattr(loflex.loss, "training_loss", wrapped)
+    monkeypatch.setattr(loflex.diffusion.loss, "training_loss", wrapped)
     return snapshots
 
 
@@ -285,7 +285,7 @@ def test_too_many_non_finite_steps_in_a_row_stop_with_a_clear_error(tmp_path, to
 
 HOLDER = textwrap.dedent("""
     import sys
-    from loflex.rundir import run_lock
+    from loflex.training.rundir import run_lock
 
     with run_lock(sys.argv[1]):
         print("locked", flush=True)

@@ -9,14 +9,14 @@ import pytest
 import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from loflex import registry
-from loflex.batch import collate
 from loflex.config import TrainConfig, load_run, run_to_toml, validate_run
-from loflex.domain import Domain, Example
+from loflex.contracts import Domain, Example
+from loflex.contracts.vocab import MASK, PAD, SPECIAL_TOKENS, Vocabulary
+from loflex.diffusion.batch import collate
+from loflex.diffusion.order import EventTimes
+from loflex.diffusion.process import noise
 from loflex.errors import DataError, LoflexError
-from loflex.order import EventTimes
-from loflex.process import noise
-from loflex.vocab import MASK, PAD, SPECIAL_TOKENS, Vocabulary
+from loflex.extension import registry
 
 FAST = settings(max_examples=150, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -191,7 +191,7 @@ def closed_form_states(t: float, a: float, b_in: float, b_um: float) -> tuple[fl
 
 
 def state_probs(t: float, a: float, b_in: float, b_um: float) -> list[float]:
-    from loflex import schedule
+    from loflex.diffusion import schedule
 
     bi, bu = (torch.tensor([[b]], dtype=torch.float64) for b in (b_in, b_um))
     tt = torch.tensor([[t]], dtype=torch.float64)

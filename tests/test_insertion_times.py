@@ -7,13 +7,13 @@ import math
 import pytest
 import torch
 from loflex import load_run
-from loflex.assemble import assemble
-from loflex.batch import Batch
+from loflex.contracts import Example
 from loflex.default_plugins.orders import LeftToRightOrder, UniformOrder
-from loflex.domain import Example
+from loflex.diffusion.batch import Batch
+from loflex.diffusion.order import KumaraswamyOrder, TokenRates
 from loflex.errors import LoflexError
-from loflex.insertion_times import insertion_times
-from loflex.order import KumaraswamyOrder, TokenRates
+from loflex.extension.assemble import assemble
+from loflex.inspection.insertion_times import insertion_times
 
 TARGET = [5, 6, 7, 8, 9]
 
@@ -115,7 +115,7 @@ def test_learned_order_agrees_with_a_brute_force_integral(toy):
     example = model.domain.examples("test")[0]
     times = insertion_times(model, example, grid=64)
     # brute force: b(t) on 4000 midpoints, Lambda(t) = sum b(s) / (1 - s) ds (a = 1)
-    from loflex.batch import collate
+    from loflex.diffusion.batch import collate
 
     t = (torch.arange(4000, dtype=torch.float64) + 0.5) / 4000
     batch = collate([example] * len(t))

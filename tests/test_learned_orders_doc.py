@@ -8,8 +8,10 @@ import warnings
 from pathlib import Path
 
 import torch
-from loflex import Generator, collate, loss, registry
-from loflex.testing import check_order_dynamics, default_examples
+from loflex import Generator, collate
+from loflex.diffusion import loss
+from loflex.extension import registry
+from loflex.extension.testing import check_order_dynamics, default_examples
 
 GUIDE = Path(__file__).resolve().parents[1] / "docs" / "learned-orders.md"
 VOCAB = 12

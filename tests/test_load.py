@@ -18,13 +18,13 @@ import tracemalloc
 import pytest
 import torch
 from loflex import load_run
-from loflex.assemble import assemble
-from loflex.data import BatchStream
-from loflex.domain import Example
+from loflex.contracts import Example
 from loflex.errors import TrainingError
-from loflex.inference import generate
-from loflex.samples_io import SampleWriter
-from loflex.train import train
+from loflex.extension.assemble import assemble
+from loflex.sampling.inference import generate
+from loflex.sampling.samples_io import SampleWriter
+from loflex.training.data import BatchStream
+from loflex.training.train import train
 
 TINY = ["order.name=uniform", "generator.options.layers=1", "generator.options.width=32",
         "generator.options.heads=2", "train.batch_size=4", "train.eval_every=0"]
@@ -128,16 +128,16 @@ def test_workers_give_the_same_batches_as_the_main_process():
 
 
 def test_training_with_workers_survives_to_a_clear_error(tmp_path, seqs, monkeypatch):
-    import loflex.data
+    import loflex.training.data
 
-    original = loflex.data._Rows.__getitem__
+    original = loflex.training.data._Rows.__getitem__
 
     def dying(self, i):
         if torch.utils.data.get_worker_info() is not None and i == 3:
             os.kill(os.getpid(), signal.SIGKILL)
         return original(self, i)
 
-    monkeypatch.setattr(loflex.data._Rows, "__getitem__", dying)
+    monkeypatch.setattr(loflex.training.data._Rows, "__getitem__", dying)
     run = load_run(None, ["domain.name=sequences", f"domain.options.path={seqs}",
                           "train.steps=40", "train.num_workers=2", "train.checkpoint_every=0",
                           *TINY])

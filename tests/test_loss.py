@@ -6,15 +6,15 @@ import math
 
 import pytest
 import torch
-from loflex import schedule as S
-from loflex.batch import Batch
+from loflex.contracts import Prediction
+from loflex.contracts.vocab import MASK
 from loflex.default_plugins.orders import UniformOrder
+from loflex.diffusion import schedule as S
+from loflex.diffusion.batch import Batch
+from loflex.diffusion.loss import bregman, flat_time_weight, generator_loss, objective, training_loss
+from loflex.diffusion.order import EventTimes, KumaraswamyOrder, TokenRates
+from loflex.diffusion.process import noise
 from loflex.errors import ConfigError
-from loflex.generator import Prediction
-from loflex.loss import bregman, flat_time_weight, generator_loss, objective, training_loss
-from loflex.order import EventTimes, KumaraswamyOrder, TokenRates
-from loflex.process import noise
-from loflex.vocab import MASK
 from torch import nn
 from vectors import close, pad_to, section
 

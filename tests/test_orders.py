@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from loflex import build, components, schedule
-from loflex.batch import Batch
+from loflex import build, components
+from loflex.contracts.vocab import BOS, EOS, PAD
 from loflex.default_plugins.orders import (
     KumaraswamyDynamics,
     LeftToRightOrder,
@@ -13,12 +13,13 @@ from loflex.default_plugins.orders import (
     UniformOrder,
 )
 from loflex.default_plugins.transformer import TransformerGenerator
+from loflex.diffusion import schedule
+from loflex.diffusion.batch import Batch
+from loflex.diffusion.loss import generator_loss, objective, policy_terms, training_loss
+from loflex.diffusion.order import OrderDynamics
+from loflex.diffusion.process import noise, state_log_prob
 from loflex.errors import ConfigError
-from loflex.loss import generator_loss, objective, policy_terms, training_loss
-from loflex.order import OrderDynamics
-from loflex.process import noise, state_log_prob
-from loflex.testing import check_order_dynamics
-from loflex.vocab import BOS, EOS, PAD
+from loflex.extension.testing import check_order_dynamics
 
 F64 = torch.float64
 V = 12

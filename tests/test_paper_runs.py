@@ -17,9 +17,10 @@ import math
 from pathlib import Path
 
 import pytest
-from loflex import load_run, plugins
-from loflex.memory import parameter_count
-from loflex.train import train
+from loflex import load_run
+from loflex.extension import plugins
+from loflex.training.memory import parameter_count
+from loflex.training.train import train
 from loflex_molecules.data import bundled_path
 
 PAPER = Path(__file__).resolve().parents[1] / "docs" / "runs" / "paper"

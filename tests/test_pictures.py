@@ -6,11 +6,11 @@ import struct
 
 import numpy as np
 import pytest
-from loflex import pictures
-from loflex.domain import Generated
-from loflex.testing import ToyDomain
-from loflex.trajectory import SampleTrajectory
-from loflex.vocab import BOS, EOS
+from loflex.contracts import Generated
+from loflex.contracts.vocab import BOS, EOS
+from loflex.extension.testing import ToyDomain
+from loflex.inspection import pictures
+from loflex.inspection.trajectory import SampleTrajectory
 
 DPI = pictures.DPI
 

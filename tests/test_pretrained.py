@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from loflex import checkpoint as ckpt
 from loflex import hookimpl, load
 from loflex.cli import main
 from loflex.errors import CheckpointError, ConfigError, PluginError
-from loflex.pretrained import available, pack, read_header
-from loflex.testing import check_shipped_model, registered
+from loflex.extension.pretrained import available, pack, read_header
+from loflex.extension.testing import check_shipped_model, registered
+from loflex.training import checkpoint as ckpt
 from safetensors.torch import load_file, save_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -408,7 +408,7 @@ MAX_TOTAL_BYTES = 60_000_000
 
 def test_shipped_models_fit_the_size_budget(monkeypatch):
     monkeypatch.delenv("LOFLEX_LOAD_PLUGINS")
-    from loflex import plugins
+    from loflex.extension import plugins
 
     plugins.reset()
     sizes = {}
@@ -424,7 +424,7 @@ def test_shipped_models_fit_the_size_budget(monkeypatch):
 @pytest.mark.slow
 def test_every_installed_model_loads_and_samples(monkeypatch):
     monkeypatch.delenv("LOFLEX_LOAD_PLUGINS")
-    from loflex import plugins
+    from loflex.extension import plugins
 
     plugins.reset()
     for name in available():

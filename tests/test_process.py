@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from loflex import schedule as S
-from loflex.batch import Batch
-from loflex.order import EventTimes, StateLogProbs
-from loflex.process import noise, state_log_prob
-from loflex.vocab import BOS, EOS, MASK, PAD
+from loflex.contracts.vocab import BOS, EOS, MASK, PAD
+from loflex.diffusion import schedule as S
+from loflex.diffusion.batch import Batch
+from loflex.diffusion.order import EventTimes, StateLogProbs
+from loflex.diffusion.process import noise, state_log_prob
 from vectors import close, pad_to, section
 
 F64 = torch.float64

@@ -10,11 +10,12 @@ import shutil
 
 import pytest
 import torch
-from loflex import checkpoint as ckpt
-from loflex import load_run, plugins
+from loflex import load_run
 from loflex.errors import CheckpointError
-from loflex.inference import load_model
-from loflex.train import train
+from loflex.extension import plugins
+from loflex.sampling.inference import load_model
+from loflex.training import checkpoint as ckpt
+from loflex.training.train import train
 
 TINY = ["generator.options.layers=1", "generator.options.width=32", "generator.options.heads=2",
         "order.name=uniform", "train.batch_size=4", "train.eval_every=0", "train.steps=2"]
@@ -98,7 +99,7 @@ def test_not_a_checkpoint_directory(tmp_path):
 
 
 def test_checkpoint_of_a_plugin_that_is_not_installed(tmp_path):
-    from loflex.testing import ToyPlugin, registered
+    from loflex.extension.testing import ToyPlugin, registered
 
     base = ["domain.name=toy", "domain.options.size=16", *TINY]
     with registered(ToyPlugin(), name="toy"):

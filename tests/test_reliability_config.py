@@ -178,8 +178,8 @@ def test_regex_tokenizer_without_pattern(seqs):
 
 
 def test_prompt_longer_than_max_length(seqs, tmp_path):
-    from loflex.domain import Example
-    from loflex.inference import check_prompt_fits
+    from loflex.contracts import Example
+    from loflex.sampling.inference import check_prompt_fits
 
     with pytest.raises(ConfigError) as info:
         check_prompt_fits(None, Example(target=[], prompt=[4] * 30), max_length=12)
@@ -228,9 +228,9 @@ SMALL = ["order.name=uniform", "generator.options.width=32", "generator.options.
 
 @pytest.fixture
 def eight_gib_free(monkeypatch):
-    import loflex.memory
+    import loflex.training.memory
 
-    monkeypatch.setattr(loflex.memory, "available_bytes", lambda device: 8 * GiB)
+    monkeypatch.setattr(loflex.training.memory, "available_bytes", lambda device: 8 * GiB)
 
 
 @pytest.mark.parametrize("override, problem", [
@@ -274,8 +274,8 @@ def test_a_width_of_two_to_the_62_is_refused_as_too_large(seqs, tmp_path, capsys
 
 
 def test_the_parameter_estimate_matches_the_closed_form(seqs):
-    from loflex.assemble import assemble
-    from loflex.memory import estimate
+    from loflex.extension.assemble import assemble
+    from loflex.training.memory import estimate
 
     run = load_run(None, ["domain.name=sequences", f"domain.options.path={seqs}", *SMALL,
                           "generator.options.layers=3", "sample.max_length=12"])
@@ -444,7 +444,7 @@ def test_an_experiment_json_that_is_a_folder(seqs, tmp_path, capsys):
     (b"[0.5]", r"holds a JSON list, not an object"),
 ], ids=["cut-off", "list"])
 def test_a_damaged_result_json_names_the_entry_file(seqs, tmp_path, content, problem):
-    from loflex.experiment import ExperimentSettings, order_runs, run_experiment
+    from loflex.training.experiment import ExperimentSettings, order_runs, run_experiment
 
     run = load_run(None, ["domain.name=sequences", f"domain.options.path={seqs}"])
     settings = ExperimentSettings(entries=["uniform"], budget_minutes=0.01,
@@ -460,7 +460,7 @@ def test_a_damaged_result_json_names_the_entry_file(seqs, tmp_path, content, pro
 
 
 def test_the_learning_curve_leaves_out_damaged_metrics_lines(tmp_path):
-    from loflex.experiment import learning_curve
+    from loflex.training.experiment import learning_curve
 
     (tmp_path / "metrics.jsonl").write_text(
         '{"step": 1, "sample/exact_match": 0.1}\n[1, 2]\n{"step": 2, "sample/exact_m\n'

@@ -6,9 +6,9 @@ import os
 import re
 
 import pytest
-from loflex import registry
-from loflex.domain import Domain
+from loflex.contracts import Domain
 from loflex.errors import DataError
+from loflex.extension import registry
 
 
 def build(path, **options) -> Domain:
@@ -235,7 +235,7 @@ def test_decode_rejects_ids_outside_the_vocabulary(tmp_path):
 @pytest.fixture
 def molecules(tmp_path):
     plugin = pytest.importorskip("loflex_molecules.plugin")
-    from loflex.testing import registered
+    from loflex.extension.testing import registered
 
     def build_molecules(name: str, content: bytes, **options) -> Domain:
         path = tmp_path / name

@@ -13,15 +13,15 @@ import sys
 import textwrap
 
 import pytest
-from loflex import plugins, registry
-from loflex.domain import Domain
+from loflex.contracts import Domain
+from loflex.diffusion.order import OrderDynamics
 from loflex.errors import UnknownComponentError
-from loflex.order import OrderDynamics
+from loflex.extension import plugins, registry
 
 MODULES = {
     "fake_broken": "import a_dependency_that_is_not_installed  # noqa\n",
     "fake_raiser": textwrap.dedent("""
-        from loflex.hookspecs import hookimpl
+        from loflex.extension.hookspecs import hookimpl
 
         @hookimpl
         def register_domains(register):
@@ -29,8 +29,8 @@ MODULES = {
     """),
     "fake_good": textwrap.dedent("""
         import torch
-        from loflex.hookspecs import hookimpl
-        from loflex.order import KumaraswamyOrder, TokenRates
+        from loflex.extension.hookspecs import hookimpl
+        from loflex.diffusion.order import KumaraswamyOrder, TokenRates
 
         class Backwards(KumaraswamyOrder):
             \"\"\"A fixed test order.\"\"\"
@@ -45,7 +45,7 @@ MODULES = {
             register(Backwards)
     """),
     "fake_misspelt": textwrap.dedent("""
-        from loflex.hookspecs import hookimpl
+        from loflex.extension.hookspecs import hookimpl
 
         @hookimpl
         def register_domain(register):

@@ -1,7 +1,7 @@
 """Names renamed for clarity keep their old name for one release, with a DeprecationWarning.
 
 ``Prediction.insert_rate`` is ``insert_multiplier``, ``loflex.learned_order`` is
-``loflex.insertion_times`` and ``loflex.assemble.Model`` is ``Assembly``.
+``loflex.inspection.insertion_times`` and ``loflex.extension.assemble.Model`` is ``Assembly``.
 """
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ import importlib
 import sys
 import warnings
 
-import loflex.assemble
+import loflex.extension.assemble
 import pytest
 import torch
-from loflex import insertion_times as new_module
-from loflex.assemble import Assembly, assemble
 from loflex.config import validate_run
 from loflex.contracts import Prediction
+from loflex.extension.assemble import Assembly, assemble
+from loflex.inspection import insertion_times as new_module
 
 
 def test_prediction_takes_insert_multiplier_without_a_warning():
@@ -54,7 +54,7 @@ def test_both_names_at_once_or_neither_are_refused():
 
 def test_the_learned_order_module_warns_and_gives_the_insertion_times_module(monkeypatch):
     monkeypatch.delitem(sys.modules, "loflex.learned_order", raising=False)
-    with pytest.warns(DeprecationWarning, match="loflex.insertion_times"):
+    with pytest.warns(DeprecationWarning, match="loflex.inspection.insertion_times"):
         old = importlib.import_module("loflex.learned_order")
     assert old.insertion_times is new_module.insertion_times
     assert old.InsertionTimes is new_module.InsertionTimes
@@ -64,11 +64,11 @@ def test_the_learned_order_module_warns_and_gives_the_insertion_times_module(mon
 
 
 def test_assemble_model_warns_and_is_assembly(toy):
-    with pytest.warns(DeprecationWarning, match="loflex.assemble.Assembly"):
-        from loflex.assemble import Model
+    with pytest.warns(DeprecationWarning, match="loflex.extension.assemble.Assembly"):
+        from loflex.extension.assemble import Model
     assert Model is Assembly
     with pytest.raises(AttributeError):
-        _ = loflex.assemble.NoSuchName
+        _ = loflex.extension.assemble.NoSuchName
     run = toy_run()
     assert isinstance(assemble(run), Assembly)
 

@@ -9,16 +9,17 @@ import re
 import struct
 
 import pytest
-from loflex import cli, load_run, report
-from loflex.domain import Example, Generated
-from loflex.report import (
+from loflex import cli, load_run
+from loflex.contracts import Example, Generated
+from loflex.inspection import report
+from loflex.inspection.report import (
     order_correlation_figure,
     order_hint_figure,
     rank_correlation,
     training_curves,
 )
-from loflex.train import train
-from loflex.trajectory import read_trajectories
+from loflex.inspection.trajectory import read_trajectories
+from loflex.training.train import train
 
 TINY = ["domain.name=toy", "domain.options.size=16", "generator.options.layers=1",
         "generator.options.width=32", "generator.options.heads=2", "order.options.layers=1",
@@ -141,4 +142,4 @@ def test_the_report_names_no_plugin():
     with open(report.__file__, encoding="utf-8") as handle:
         source = handle.read().lower()
     for word in ("junction", "star", "graph", "molecule", "smiles"):
-        assert not re.search(rf"\b{word}s?\b", source), f"loflex/report.py mentions '{word}'"
+        assert not re.search(rf"\b{word}s?\b", source), f"loflex/inspection/report.py mentions '{word}'"

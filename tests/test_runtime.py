@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 from loflex import load_run
-from loflex.assemble import assemble
-from loflex.data import BatchStream
-from loflex.optim import EMA, make_optimizer, named_parameters
-from loflex.runtime import Objective, TrainingStep
+from loflex.extension.assemble import assemble
+from loflex.training.data import BatchStream
+from loflex.training.optim import EMA, make_optimizer, named_parameters
+from loflex.training.runtime import Objective, TrainingStep
 
 TINY = ["domain.name=toy", "domain.options.size=8", "order.name=kumaraswamy",
         "generator.options.layers=1", "generator.options.width=32", "generator.options.heads=2",
@@ -95,7 +95,7 @@ def test_non_finite_step_changes_neither_weights_nor_ema(toy):
 
 def test_ddp_wraps_the_objective_as_training_does(toy, monkeypatch):
     """No find_unused_parameters: every parameter of a training step gets a gradient."""
-    import loflex.runtime as runtime
+    import loflex.training.runtime as runtime
 
     wrapped = []
     monkeypatch.setattr(runtime.nn.parallel, "DistributedDataParallel",
@@ -108,7 +108,7 @@ def test_ddp_wraps_the_objective_as_training_does(toy, monkeypatch):
 
 def test_bench_train_times_the_training_step(toy, monkeypatch):
     """loflex bench train calls TrainingStep once per step (FLOP count, warm-up, timed)."""
-    import loflex.bench as bench
+    import loflex.training.bench as bench
 
     calls = []
 
@@ -134,7 +134,7 @@ def test_bench_train_times_the_training_step(toy, monkeypatch):
 ])
 def test_bf16_autocasts_on_gpus_and_on_cpus_with_bf16_units(toy, monkeypatch, precision,
                                                             device, native, expected):
-    import loflex.runtime as runtime
+    import loflex.training.runtime as runtime
 
     monkeypatch.setattr(runtime, "cpu_has_bf16", lambda: native)
     cfg = tiny_run(f"train.precision={precision}").train
@@ -142,7 +142,7 @@ def test_bf16_autocasts_on_gpus_and_on_cpus_with_bf16_units(toy, monkeypatch, pr
 
 
 def test_bf16_training_step_runs_the_trunk_in_bf16_on_such_a_cpu(toy, monkeypatch):
-    import loflex.runtime as runtime
+    import loflex.training.runtime as runtime
 
     monkeypatch.setattr(runtime, "cpu_has_bf16", lambda: True)
     run = tiny_run("train.precision=bf16")

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 from loflex.config import SampleConfig
-from loflex.domain import Example
+from loflex.contracts import Example, Prediction
+from loflex.contracts.vocab import BOS, EOS, MASK, PAD
 from loflex.errors import ConfigError, LoflexError
-from loflex.generator import Prediction
-from loflex.sampler import (
+from loflex.sampling.sampler import (
     T_END,
     _clip_to_room,
     _insert,
@@ -20,7 +20,6 @@ from loflex.sampler import (
     outside_nucleus,
     sample,
 )
-from loflex.vocab import BOS, EOS, MASK, PAD
 from torch import nn
 
 V = 10  # ids 4..9 are ordinary tokens
@@ -175,7 +174,7 @@ def test_shared_insert_multiplier_inserts_the_exact_step_probability(b):
     """An order whose tokens share b_in = b: a predicted multiplier g = b n at t = 0 inserts
     Poisson(n (1 - (1 - dt)^b)) masks in the first step, not Poisson(b n dt)."""
     from loflex import build
-    from loflex.order import OrderDynamics
+    from loflex.diffusion.order import OrderDynamics
 
     order = build(OrderDynamics, {"name": "masked", "options": {"insert_rate": b}})
     n_missing, rows, steps = 6.0, 3000, 4

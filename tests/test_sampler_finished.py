@@ -6,10 +6,9 @@ import math
 
 import torch
 from loflex.config import SampleConfig
-from loflex.domain import Example
-from loflex.generator import Prediction
-from loflex.sampler import T_END, sample
-from loflex.vocab import BOS, EOS, MASK, PAD
+from loflex.contracts import Example, Prediction
+from loflex.contracts.vocab import BOS, EOS, MASK, PAD
+from loflex.sampling.sampler import T_END, sample
 from torch import nn
 
 V = 10

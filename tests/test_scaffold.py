@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from installing import BIN, loflex, pip_install, run_tests
 from loflex.cli import main
-from loflex.scaffold import names, plugin_files
+from loflex.extension.scaffold import names, plugin_files
 
 KIND_TITLES = {"order": "order dynamics", "generator": "generators", "domain": "domains"}
 

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from loflex import checkpoint as ckpt
-from loflex import load_run, plugins, registry
+from loflex import load_run
 from loflex.cli import main
-from loflex.domain import Domain
+from loflex.contracts import Domain
 from loflex.errors import LoflexError, UnknownComponentError
-from loflex.train import train
+from loflex.extension import plugins, registry
+from loflex.training import checkpoint as ckpt
+from loflex.training.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = [ROOT / "framework" / "loflex", *ROOT.glob("plugins/*/loflex_*"),
@@ -147,7 +148,7 @@ def test_checkpoint_owner_names_are_not_imported(trap, tmp_path, seqs):
     state = json.loads(state_path.read_text())
     state["owners"]["sequences"] = {"plugin": "trap_module", "distribution": "trap_module"}
     state_path.write_text(json.dumps(state))
-    from loflex.inference import load_model
+    from loflex.sampling.inference import load_model
 
     load_model(run_dir)
     assert not trap.exists()
@@ -264,9 +265,9 @@ def test_trajectory_and_export_folders_are_not_overwritten(model_dir, tmp_path, 
 
 def test_an_interrupted_sample_never_leaves_a_file_under_the_final_name(model_dir, tmp_path,
                                                                        monkeypatch):
-    import loflex.inference
+    import loflex.sampling.inference
 
-    real = loflex.inference.generate
+    real = loflex.sampling.inference.generate
 
     def crashing(*args, **kwargs):
         for count, item in enumerate(real(*args, **kwargs)):
@@ -274,7 +275,7 @@ def test_an_interrupted_sample_never_leaves_a_file_under_the_final_name(model_di
                 raise KeyboardInterrupt
             yield item
 
-    monkeypatch.setattr(loflex.inference, "generate", crashing)
+    monkeypatch.setattr(loflex.sampling.inference, "generate", crashing)
     out = tmp_path / "samples.jsonl"
     assert main(["sample", str(model_dir), "-n", "6", "--batch-size", "2", "--steps", "2",
                  "-o", str(out)]) == 130
@@ -434,7 +435,7 @@ def test_a_run_whose_managed_file_is_a_link_is_refused(model_dir, victim, capsys
 
 
 def test_metrics_are_never_appended_through_a_link(tmp_path, victim):
-    from loflex.train import log_line
+    from loflex.training.train import log_line
 
     link = tmp_path / "metrics.jsonl"
     link.symlink_to(victim)
@@ -452,7 +453,7 @@ def test_a_linked_report_folder_is_refused(model_dir, tmp_path, victim, capsys):
 
 
 def test_a_linked_report_picture_is_replaced_not_written_through(model_dir, victim):
-    from loflex.report import write_report
+    from loflex.inspection.report import write_report
 
     (model_dir / "report").mkdir()
     (model_dir / "report" / "curves.png").symlink_to(victim)
@@ -470,7 +471,7 @@ HOSTILE_NAME = "run<img src=x onerror=alert(1)>"
 
 
 def test_report_escapes_every_value_read_from_the_run(tmp_path):
-    from loflex.report import write_report
+    from loflex.inspection.report import write_report
 
     data = tmp_path / "hostile.txt"  # tokens (and so vocabulary and samples) are markup
     data.write_text("".join(f"{HOSTILE} <b>{i % 3}</b> <i\tonclick=x>\n" for i in range(20)))
@@ -497,7 +498,7 @@ def test_report_escapes_every_value_read_from_the_run(tmp_path):
 
 
 def test_report_escapes_a_hostile_checkpoint_error(model_dir, tmp_path):
-    from loflex.report import write_report
+    from loflex.inspection.report import write_report
 
     state_path = ckpt.resolve(model_dir) / "state.json"
     state = json.loads(state_path.read_text())

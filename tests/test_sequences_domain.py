@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 from loflex import ConfigError, DataError, Domain, Example, Generated, collate, components
+from loflex.contracts.vocab import BOS, EOS, MASK
 from loflex.default_plugins.sequence_files import length_wasserstein
-from loflex.registry import build, validate_options
-from loflex.vocab import BOS, EOS, MASK
+from loflex.extension.registry import build, validate_options
 
 NO_SPLIT = {"valid_fraction": 0, "test_fraction": 0}
 
@@ -306,7 +306,7 @@ def test_length_wasserstein_matches_scipy():
 
 
 def test_passes_the_domain_contract_checks(tmp_path):
-    from loflex.testing import check_domain
+    from loflex.extension.testing import check_domain
 
     lines = [f"{'AC' * (i % 4 + 1)}G{'T' * (i % 3)}" for i in range(30)]
     check_domain(make(write(tmp_path, "s.txt", "\n".join(lines))))

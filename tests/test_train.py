@@ -9,7 +9,7 @@ import textwrap
 import pytest
 import torch
 from loflex import load_run
-from loflex.train import train
+from loflex.training.train import train
 
 TINY = ["generator.options.layers=1", "generator.options.width=32", "generator.options.heads=2",
         "train.batch_size=8", "train.eval_every=0", "train.log_every=1", "train.warmup_steps=0",
@@ -50,7 +50,7 @@ def test_resume_continues_exactly(tmp_path, toy, order):
 
 
 def test_checkpoint_round_trip(tmp_path, toy):
-    from loflex.inference import load_model
+    from loflex.sampling.inference import load_model
 
     run = load_run(None, ["domain.name=toy", "train.steps=2", *TINY])
     train(run, tmp_path, progress=False)
@@ -65,9 +65,9 @@ def test_checkpoint_round_trip(tmp_path, toy):
 DDP_SCRIPT = textwrap.dedent("""
     import hashlib, os, sys, torch
     from loflex import load_run
-    from loflex.testing import ToyPlugin, registered
-    from loflex.train import train
-    import loflex.train as T
+    from loflex.extension.testing import ToyPlugin, registered
+    from loflex.training.train import train
+    import loflex.training.train as T
     captured = {}
     original = T.assemble
     def capture(*a, **k):

@@ -7,18 +7,18 @@ import json
 import pytest
 import torch
 from loflex import load_run
-from loflex.assemble import assemble
-from loflex.domain import Example
+from loflex.contracts import Example
+from loflex.contracts.vocab import BOS, EOS, MASK
 from loflex.errors import DataError
-from loflex.sampler import sample
-from loflex.trajectory import (
+from loflex.extension.assemble import assemble
+from loflex.inspection.trajectory import (
     align_states,
     output_records,
     read_trajectories,
     sample_from_record,
     write_trajectories,
 )
-from loflex.vocab import BOS, EOS, MASK
+from loflex.sampling.sampler import sample
 
 M = MASK
 # prompt [5], BOS, EOS; step 0 inserts a mask; step 1 reveals it as 7 and inserts a mask

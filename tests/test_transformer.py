@@ -6,7 +6,8 @@ import math
 
 import pytest
 import torch
-from loflex import registry
+from loflex.contracts import Generator, Prediction
+from loflex.contracts.vocab import EOS, PAD
 from loflex.default_plugins.transformer import (
     Block,
     Rotary,
@@ -15,8 +16,7 @@ from loflex.default_plugins.transformer import (
     Trunk,
 )
 from loflex.errors import ConfigError
-from loflex.generator import Generator, Prediction
-from loflex.vocab import EOS, PAD
+from loflex.extension import registry
 
 V = 11
 

@@ -15,7 +15,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from loflex.pretrained import pack
+from loflex.extension.pretrained import pack
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "data" / "checkpoint-v1"

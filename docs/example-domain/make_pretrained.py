@@ -14,9 +14,9 @@ from pathlib import Path
 
 import loflex
 from loflex.config import load_run
-from loflex.pretrained import pack
-from loflex.testing import card_architecture
-from loflex.train import train
+from loflex.extension.pretrained import pack
+from loflex.extension.testing import card_architecture
+from loflex.training.train import train
 
 NAME = "protein-peptides-flexmdm"
 FOLDER = Path(__file__).parent / "loflex_example_protein" / "pretrained" / NAME

@@ -18,12 +18,12 @@ import json
 from collections import defaultdict
 
 import torch
-from loflex import loss as L
-from loflex import schedule
-from loflex.batch import collate
-from loflex.inference import load_model
-from loflex.order import TokenRates
-from loflex.process import noise_all, state_log_prob
+from loflex.diffusion import loss as L
+from loflex.diffusion import schedule
+from loflex.diffusion.batch import collate
+from loflex.diffusion.order import TokenRates
+from loflex.diffusion.process import noise_all, state_log_prob
+from loflex.sampling.inference import load_model
 
 
 def parts(model, batch, rng) -> dict[str, torch.Tensor]:

@@ -17,13 +17,13 @@ import time
 from pathlib import Path
 
 import torch
-from loflex import loss as losses
-from loflex.batch import collate
-from loflex.bench import matmul_peak_gflops
+from loflex.contracts import Example
 from loflex.default_plugins.orders import KumaraswamyDynamics
 from loflex.default_plugins.transformer import TransformerGenerator
-from loflex.domain import Example
-from loflex.optim import make_optimizer
+from loflex.diffusion import loss as losses
+from loflex.diffusion.batch import collate
+from loflex.training.bench import matmul_peak_gflops
+from loflex.training.optim import make_optimizer
 
 VOCAB = 24
 LENGTHS = (16, 36, 64, 128)

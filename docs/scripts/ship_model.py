@@ -17,9 +17,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from loflex import checkpoint as ckpt
-from loflex.pretrained import count_parameters, pack
-from loflex.testing import card_architecture
+from loflex.extension.pretrained import count_parameters, pack
+from loflex.extension.testing import card_architecture
+from loflex.training import checkpoint as ckpt
 
 
 def training_figures(run_dir: Path) -> tuple[int, float]:

@@ -49,7 +49,7 @@ run_pass() {  # PRECISION
     bash "$REFBENCH/side_by_side.sh" "$WORK/$1" | tee "$DEST/$1/table.md"
   cp "$WORK/$1"/*.json "$DEST/$1/"
 }
-bf16_units=$("$(dirname "$LOFLEX")/python" -c "from loflex.runtime import cpu_has_bf16; print(int(cpu_has_bf16()))")
+bf16_units=$("$(dirname "$LOFLEX")/python" -c "from loflex.training.runtime import cpu_has_bf16; print(int(cpu_has_bf16()))")
 for precision in ${PRECISIONS:-fp32 bf16}; do
   case "$precision" in
     fp32) run_pass fp32 ;;

@@ -1,8 +1,10 @@
 """loflex: insertion-based sequence generation with learnable order dynamics."""
 
-from loflex.batch import Batch, collate
 from loflex.config import ComponentSpec, Options, Run, SampleConfig, TrainConfig, load_run
-from loflex.domain import Domain, Example, Generated
+from loflex.contracts import Domain, Example, Generated, Generator, Prediction, Trunk, TrunkOutput
+from loflex.contracts.vocab import Vocabulary
+from loflex.diffusion.batch import Batch, collate
+from loflex.diffusion.order import EventTimes, KumaraswamyOrder, OrderDynamics, StateLogProbs, TokenRates
 from loflex.errors import (
     CheckpointError,
     ConfigError,
@@ -12,13 +14,10 @@ from loflex.errors import (
     TrainingError,
     UnknownComponentError,
 )
-from loflex.generator import Generator, Prediction, Trunk, TrunkOutput
-from loflex.hookspecs import hookimpl
-from loflex.inference import Loaded, load
-from loflex.order import EventTimes, KumaraswamyOrder, OrderDynamics, StateLogProbs, TokenRates
-from loflex.registry import build, components
+from loflex.extension.hookspecs import hookimpl
+from loflex.extension.registry import build, components
+from loflex.sampling.inference import Loaded, load
 from loflex.version import __version__
-from loflex.vocab import Vocabulary
 
 __all__ = [
     "Batch",

@@ -13,7 +13,6 @@ import errno
 import os
 import sys
 
-from loflex import plugins
 from loflex.commands import (
     Commands,
     add_set_option,
@@ -28,6 +27,7 @@ from loflex.commands import (
     scaffold,
 )
 from loflex.errors import LoflexError
+from loflex.extension import plugins
 from loflex.version import __version__
 
 COMMAND_MODULES = (info, model, experiment, bench, order, report, models, diagnose, scaffold)

@@ -9,9 +9,9 @@ from typing import Any, Literal
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
-from loflex import registry
 from loflex.contracts.options import ComponentSpec, Options
 from loflex.errors import ConfigError
+from loflex.extension import registry
 
 __all__ = ["ComponentSpec", "Options", "Run", "SampleConfig", "TrainConfig", "load_run",
            "validate_run"]
@@ -187,7 +187,7 @@ def validate_run(data: dict[str, Any]) -> Run:
     """Validate a run dictionary: its settings, then its components against the registry.
 
     The settings are checked by pydantic (errors become one ConfigError); then
-    :func:`loflex.registry.validate_components` checks every component's name and options
+    :func:`loflex.extension.registry.validate_components` checks every component's name and options
     (normalising them to their full form) and that the order and the domain fit together.
     """
     if not isinstance(data, dict):

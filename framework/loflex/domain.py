@@ -1,6 +1,10 @@
-"""The Domain contract (defined in :mod:`loflex.contracts`; re-exported here)."""
+"""Deprecated: the former module of the Domain contract, kept for one release.
 
-from __future__ import annotations
+The contract lives in :mod:`loflex.contracts`; ``import loflex.domain`` warns once and
+gives the same names. Import them from ``loflex.contracts`` (or ``loflex``) instead.
+"""
+
+import warnings
 
 from loflex.contracts.domain import (
     Domain,
@@ -14,3 +18,6 @@ from loflex.contracts.examples import SPLITS, Example, Generated
 
 __all__ = ["SPLITS", "Domain", "DrawableDomain", "Example", "ExportingDomain", "Generated",
            "LogitConstrainedDomain", "PromptParsingDomain", "supports"]
+
+warnings.warn("loflex.domain is deprecated and will be removed in the next release; "
+              "import its names from loflex.contracts", DeprecationWarning, stacklevel=2)

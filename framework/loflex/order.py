@@ -1,45 +1,15 @@
-"""The Kumaraswamy schedule family most orders are built on.
+"""Deprecated: the former path of :mod:`loflex.diffusion.order`, kept for one release.
 
-The OrderDynamics contract itself (and the ``TokenRates``, ``EventTimes`` and
-``StateLogProbs`` it exchanges) is defined in :mod:`loflex.contracts` and re-exported here.
+``import loflex.order`` warns once and gives the module :mod:`loflex.diffusion.order`
+itself: the same objects, and monkeypatching either path patches both. Import the new
+path instead.
 """
 
-from __future__ import annotations
+import sys
+import warnings
 
-import torch
+from loflex.diffusion import order as _moved
 
-from loflex import schedule
-from loflex.contracts.order import EventTimes, OrderDynamics, StateLogProbs, TokenRates
-
-__all__ = ["EventTimes", "KumaraswamyOrder", "OrderDynamics", "StateLogProbs", "TokenRates"]
-
-
-class KumaraswamyOrder(OrderDynamics):
-    """An order in the Kumaraswamy family: F(t) = 1 - (1 - t^a)^b, hazard b a t^(a-1)/(1-t^a).
-
-    The shape ``a`` is one global constant shared by insertion and unmasking, which keeps
-    the state probabilities closed-form (docs/method.md §2.1-2.2). Subclasses implement
-    :meth:`forward` to give the per-token ``b``.
-    """
-
-    a: float = 1.0
-
-    def base_hazard(self, t: torch.Tensor) -> torch.Tensor:
-        return schedule.base_hazard(t, self.a)
-
-    def sample_times(self, rates: TokenRates,
-                     generator: torch.Generator | None = None) -> EventTimes:
-        t_in, t_um = schedule.sample_event_times(rates.b_in.detach(), rates.b_um.detach(), self.a,
-                                                 generator=generator)
-        return EventTimes(t_in, t_um)
-
-    def state_log_probs(self, rates: TokenRates, t: torch.Tensor) -> StateLogProbs:
-        t = t.reshape(-1, 1).to(rates.b_in.dtype)
-        return StateLogProbs(
-            dropped=schedule.log_prob_dropped(t, self.a, rates.b_in),
-            masked=schedule.log_prob_masked(t, self.a, rates.b_in, rates.b_um),
-            clean=schedule.log_prob_clean(t, self.a, rates.b_in, rates.b_um),
-        )
-
-    def insertion_cdf(self, rates: TokenRates, t: torch.Tensor) -> torch.Tensor:
-        return schedule.cdf(t.reshape(-1, 1).to(rates.b_in.dtype), self.a, rates.b_in)
+warnings.warn("loflex.order is deprecated and will be removed in the next release; "
+              "import loflex.diffusion.order", DeprecationWarning, stacklevel=2)
+sys.modules[__name__] = _moved

@@ -2,7 +2,7 @@
 
 import pytest
 from loflex import DataError, Domain, Generated, components
-from loflex.testing import check_domain
+from loflex.extension.testing import check_domain
 from loflex_example_protein import AMINO_ACIDS, ProteinDomain, read_fasta, valid_protein
 
 

@@ -2,7 +2,7 @@
 
 import loflex
 import torch
-from loflex.testing import check_generator, check_order_dynamics, check_trunk
+from loflex.extension.testing import check_generator, check_order_dynamics, check_trunk
 from loflex_example_gru.generator import GRUGenerator
 
 VOCAB = 12

@@ -1,5 +1,5 @@
 from loflex import Example, collate
-from loflex.testing import check_order_dynamics
+from loflex.extension.testing import check_order_dynamics
 from loflex_reverse_order import RightToLeft
 
 

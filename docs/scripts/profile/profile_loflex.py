@@ -1,6 +1,6 @@
 """FLOPs and a torch.profiler operator table of one loflex training step or sampler run.
 
-The step is :class:`loflex.runtime.TrainingStep`, the one ``loflex train`` and ``loflex
+The step is :class:`loflex.training.runtime.TrainingStep`, the one ``loflex train`` and ``loflex
 bench train`` call. FLOPs come from ``torch.utils.flop_counter.FlopCounterMode`` (per
 operator; insensitive to machine load); the operator table's time shares stay
 informative on a loaded machine, its absolute times do not.
@@ -17,12 +17,12 @@ import time
 from pathlib import Path
 
 import torch
-from loflex import sampler
-from loflex.assemble import assemble
 from loflex.config import load_run
-from loflex.data import BatchStream
-from loflex.inference import sampling_prompts
-from loflex.runtime import TrainingStep
+from loflex.extension.assemble import assemble
+from loflex.sampling import sampler
+from loflex.sampling.inference import sampling_prompts
+from loflex.training.data import BatchStream
+from loflex.training.runtime import TrainingStep
 from torch.utils.flop_counter import FlopCounterMode
 
 

@@ -32,10 +32,10 @@ def add_commands(sub) -> None:
 def cmd_bench(args) -> int:
     import torch
 
-    from loflex.bench import bench_sample, bench_train
     from loflex.commands.model import regular_run_file
     from loflex.errors import ConfigError
-    from loflex.runtime import distributed, pick_device
+    from loflex.training.bench import bench_sample, bench_train
+    from loflex.training.runtime import distributed, pick_device
 
     if args.steps < 1 or args.warmup < 0:
         raise ConfigError("bench needs --steps >= 1 and --warmup >= 0")

@@ -32,10 +32,10 @@ def add_commands(sub) -> None:
 def cmd_diagnose(args) -> int:
     import torch
 
-    from loflex.batch import collate
-    from loflex.diagnostics import diagnose
-    from loflex.inference import load_model
-    from loflex.samples_io import refuse_overwrite
+    from loflex.diffusion.batch import collate
+    from loflex.inspection.diagnostics import diagnose
+    from loflex.sampling.inference import load_model
+    from loflex.sampling.samples_io import refuse_overwrite
 
     for flag, value in (("--examples", args.examples), ("--repeats", args.repeats),
                         ("--batch-size", args.batch_size)):
@@ -112,7 +112,7 @@ def draw(found, path: Path, *, title: str = "") -> Path:
     """
     from matplotlib.figure import Figure
 
-    from loflex import pictures
+    from loflex.inspection import pictures
 
     sums = found.sums
     centres = [(a + b) / 2 for a, b in zip(found.edges[:-1], found.edges[1:])]

@@ -6,11 +6,11 @@ import shlex
 import sys
 from pathlib import Path
 
-from loflex import registry
 from loflex.commands import add_set_option, show_progress
 from loflex.config import load_run
 from loflex.contracts import Domain
 from loflex.errors import ConfigError
+from loflex.extension import registry
 
 DEFAULT_ORDERS = "uniform,kumaraswamy"
 
@@ -45,7 +45,7 @@ def add_commands(sub) -> None:
 
 def experiment_runs(args) -> dict[str, dict]:
     """Return entry name -> validated run for the command's --orders/--entry/--entries."""
-    from loflex.experiment import entry_runs, entry_specs, order_runs, read_entries
+    from loflex.training.experiment import entry_runs, entry_specs, order_runs, read_entries
 
     if args.orders is not None and (args.entry or args.entries):
         raise ConfigError("--orders cannot be combined with --entry or --entries; list the "
@@ -92,7 +92,7 @@ def _check_unique(names: list[str]) -> None:
 
 
 def cmd_experiment(args) -> int:
-    from loflex.experiment import ExperimentSettings, markdown_table, run_experiment
+    from loflex.training.experiment import ExperimentSettings, markdown_table, run_experiment
 
     runs = experiment_runs(args)  # every run validated before anything is written
     settings = ExperimentSettings(

@@ -6,14 +6,13 @@ import json
 import sys
 from pathlib import Path
 
-from loflex import plugins, registry
 from loflex.commands import add_set_option
 from loflex.config import SECTIONS, ComponentSpec, apply_overrides
-from loflex.domain import SPLITS, Domain
+from loflex.contracts import SPLITS, Domain, Generator
+from loflex.diffusion.order import OrderDynamics
 from loflex.errors import ConfigError
-from loflex.generator import Generator
-from loflex.order import OrderDynamics
-from loflex.samples_io import refuse_overwrite
+from loflex.extension import plugins, registry
+from loflex.sampling.samples_io import refuse_overwrite
 
 KINDS = (("generators", Generator), ("order dynamics", OrderDynamics), ("domains", Domain))
 
@@ -148,7 +147,7 @@ def cmd_data(args) -> int:
                          f"{row['target_ids']}\n")
     text = "\n".join(lines) + "\n"
     if args.output:
-        from loflex.checkpoint import atomic_write_text
+        from loflex.training.checkpoint import atomic_write_text
 
         refuse_overwrite(args.output, args.force)
         atomic_write_text(args.output, text)

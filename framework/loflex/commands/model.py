@@ -76,7 +76,7 @@ def regular_run_file(path: Path | None) -> Path | None:
     Raises:
         ConfigError: ``path`` exists but is not a regular file.
     """
-    from loflex.rundir import kind_of
+    from loflex.training.rundir import kind_of
 
     if path is not None and path.exists() and not path.is_file():
         raise ConfigError(f"run file '{path}' is {kind_of(path)}, not a regular file; pass a "
@@ -111,8 +111,8 @@ def _sampler_flags(p) -> None:
 
 
 def cmd_train(args) -> int:
-    from loflex.rundir import refuse_links_in_run
-    from loflex.train import train
+    from loflex.training.rundir import refuse_links_in_run
+    from loflex.training.train import train
 
     init = None
     if args.resume is not None:
@@ -155,8 +155,8 @@ def fine_tuning(reference: str, run_file: Path | None, overrides: list[str]):
         ConfigError: the run changes the architecture (names the setting and both values).
     """
     from loflex.config import apply_overrides, read_toml, validate_run
-    from loflex.inference import starting_weights
-    from loflex.pretrained import load_checkpoint
+    from loflex.extension.pretrained import load_checkpoint
+    from loflex.sampling.inference import starting_weights
 
     saved = load_checkpoint(reference)
     model_run = validate_run(dict(saved.run))
@@ -214,7 +214,7 @@ def sampler_settings(args, run_sample: SampleConfig) -> SampleConfig:
     try:
         return SampleConfig.model_validate({**run_sample.model_dump(), **update})
     except Exception as exc:  # pydantic.ValidationError
-        from loflex.registry import options_error
+        from loflex.extension.registry import options_error
 
         raise options_error("the sampler settings", exc) from None
 
@@ -244,7 +244,7 @@ def check_seed(seed: int) -> None:
 
 
 def _load(args):
-    from loflex.inference import load_model
+    from loflex.sampling.inference import load_model
 
     check_device(args.device)
     check_seed(args.seed)
@@ -253,10 +253,10 @@ def _load(args):
 
 
 def cmd_sample(args) -> int:
-    from loflex.inference import check_prompt_fits, generate
-    from loflex.sample_files import check_format, sample_writer
-    from loflex.samples_io import refuse_filled_folder, refuse_overwrite
-    from loflex.trajectory import output_records
+    from loflex.inspection.trajectory import output_records
+    from loflex.sampling.inference import check_prompt_fits, generate
+    from loflex.sampling.sample_files import check_format, sample_writer
+    from loflex.sampling.samples_io import refuse_filled_folder, refuse_overwrite
 
     check_format(args.output)
     loaded = _load(args)
@@ -283,7 +283,7 @@ def cmd_sample(args) -> int:
         writer.abort()
         raise
     if args.trajectory is not None:
-        from loflex.trajectory import write_trajectories
+        from loflex.inspection.trajectory import write_trajectories
 
         write_trajectories(args.trajectory / "trajectories.jsonl", trajectories, model.domain)
     if args.export is not None:
@@ -295,8 +295,8 @@ def cmd_sample(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from loflex.inference import generate_all
-    from loflex.samples_io import read_samples, refuse_overwrite
+    from loflex.sampling.inference import generate_all
+    from loflex.sampling.samples_io import read_samples, refuse_overwrite
 
     if args.output is not None:
         refuse_overwrite(args.output, args.force)
@@ -310,7 +310,7 @@ def cmd_evaluate(args) -> int:
     metrics = {"num_samples": len(samples), **model.domain.metrics(samples)}
     print(format_table(metrics))
     if args.output is not None:
-        from loflex.checkpoint import atomic_write_text
+        from loflex.training.checkpoint import atomic_write_text
 
         atomic_write_text(args.output, json.dumps(metrics, indent=2) + "\n")
     return 0

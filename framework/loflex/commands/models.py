@@ -14,7 +14,7 @@ def add_commands(sub) -> None:
 def model_rows() -> list[dict]:
     """Describe every registered pretrained model; a damaged one carries an ``error``."""
     from loflex.errors import CheckpointError
-    from loflex.pretrained import available, describe
+    from loflex.extension.pretrained import available, describe
 
     rows = []
     for name, model in sorted(available().items()):

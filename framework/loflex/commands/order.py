@@ -33,9 +33,9 @@ def add_commands(sub) -> None:
 
 def cmd_order(args) -> int:
     from loflex.commands.model import check_device
-    from loflex.inference import load_model
-    from loflex.insertion_times import insertion_times
-    from loflex.samples_io import refuse_overwrite
+    from loflex.inspection.insertion_times import insertion_times
+    from loflex.sampling.inference import load_model
+    from loflex.sampling.samples_io import refuse_overwrite
 
     if args.grid < 2:
         raise ConfigError("--grid must be at least 2")
@@ -61,7 +61,7 @@ def cmd_order(args) -> int:
 
 
 def _example(domain, args):
-    from loflex.domain import Example
+    from loflex.contracts import Example
 
     if args.example is not None:
         data = domain.examples(args.split)
@@ -77,9 +77,9 @@ def _example(domain, args):
 
 def _others(args, model) -> dict:
     """Build the ``--compare`` orders: registry names or other saved models."""
-    from loflex import registry
-    from loflex.inference import load_model
-    from loflex.order import OrderDynamics
+    from loflex.diffusion.order import OrderDynamics
+    from loflex.extension import registry
+    from loflex.sampling.inference import load_model
 
     out = {}
     for name in [n.strip() for n in args.compare.split(",") if n.strip()]:
@@ -110,7 +110,7 @@ def _table(pieces: list[str], times: dict) -> str:
 
 
 def _picture(domain, example, times: dict, path: Path) -> None:
-    from loflex import pictures
+    from loflex.inspection import pictures
 
     label = "median insertion time"
     if len(times) == 1:

@@ -24,7 +24,7 @@ def add_commands(sub) -> None:
 def cmd_report(args) -> int:
     from loflex.commands.model import check_device, check_seed
     from loflex.errors import ConfigError
-    from loflex.report import write_report
+    from loflex.inspection.report import write_report
 
     if args.num_samples < 1:
         raise ConfigError("-n/--num-samples must be at least 1")
@@ -48,10 +48,10 @@ def report_source(reference: Path, output: Path | None) -> Path:
 
     Raises:
         ConfigError: a pretrained model without ``-o``, or with ``-o`` inside its package
-            folder; CheckpointError: an unknown name (see :func:`loflex.pretrained.locate`).
+            folder; CheckpointError: an unknown name (see :func:`loflex.extension.pretrained.locate`).
     """
     from loflex.errors import ConfigError
-    from loflex.pretrained import locate, shipped
+    from loflex.extension.pretrained import locate, shipped
 
     model = shipped(reference)
     folder = locate(reference)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from loflex.scaffold import KINDS, names, write_plugin
+from loflex.extension.scaffold import KINDS, names, write_plugin
 
 
 def add_commands(sub) -> None:

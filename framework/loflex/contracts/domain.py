@@ -18,7 +18,7 @@ import torch
 
 from loflex.contracts.examples import Example, Generated
 from loflex.contracts.options import Options
-from loflex.vocab import Vocabulary
+from loflex.contracts.vocab import Vocabulary
 
 
 class Domain(abc.ABC):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import torch
 
 from loflex.contracts.deprecation import renamed_argument, renamed_attribute
-from loflex.vocab import PAD
+from loflex.contracts.vocab import PAD
 
 SPLITS = ("train", "valid", "test")
 
@@ -88,7 +88,7 @@ class Batch:
     """A clean padded batch ``x_1``, what an order reads.
 
     Layout per row: ``[prompt] [BOS] target [EOS] [PAD...]`` for conditional examples,
-    ``target [EOS] [PAD...]`` for unconditional ones (``loflex.batch.collate`` builds it).
+    ``target [EOS] [PAD...]`` for unconditional ones (``loflex.diffusion.batch.collate`` builds it).
 
     Attributes:
         x_1: (B, L) long, the clean tokens.

@@ -141,7 +141,7 @@ class OrderDynamics(nn.Module, metaclass=abc.ABCMeta):
         """Return the closed-form log-probabilities of the three states at ``t`` (B,).
 
         They must agree with the frequencies of :meth:`sample_times` (checked by
-        ``loflex.testing.check_order_dynamics``) and carry the gradient to ``rates``.
+        ``loflex.extension.testing.check_order_dynamics``) and carry the gradient to ``rates``.
         """
 
     @abc.abstractmethod

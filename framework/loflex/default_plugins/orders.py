@@ -17,12 +17,12 @@ import torch
 from pydantic import Field, model_validator
 from torch import nn
 
-from loflex import schedule
 from loflex.contracts import Batch, EventTimes, Options, TokenRates, shared_trunk
 from loflex.default_plugins.transformer import ScalarRateHead, Trunk
+from loflex.diffusion import schedule
+from loflex.diffusion.order import KumaraswamyOrder
 from loflex.errors import ConfigError
-from loflex.hookspecs import hookimpl
-from loflex.order import KumaraswamyOrder
+from loflex.extension.hookspecs import hookimpl
 
 
 def _float_dtype(t: torch.Tensor) -> torch.dtype:

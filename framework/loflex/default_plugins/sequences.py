@@ -26,17 +26,17 @@ import pydantic
 from pydantic import Field
 
 from loflex.config import Options
+from loflex.contracts import SPLITS, Domain, Example, Generated
+from loflex.contracts.vocab import SPECIAL_TOKENS, Vocabulary
 from loflex.default_plugins.sequence_files import (
     Record,
     length_wasserstein,
     read_records,
     split_sizes,
 )
-from loflex.domain import SPLITS, Domain, Example, Generated
 from loflex.errors import CheckpointError, DataError
-from loflex.hookspecs import hookimpl
-from loflex.rundir import excerpt, kind_of
-from loflex.vocab import SPECIAL_TOKENS, Vocabulary
+from loflex.extension.hookspecs import hookimpl
+from loflex.training.rundir import excerpt, kind_of
 
 PATTERN_SECONDS = 1.0  # most time the regex tokenizer may spend on one line
 

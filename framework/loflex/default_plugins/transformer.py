@@ -21,7 +21,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from loflex.contracts import Generator, Options, Prediction, TrunkOutput
 from loflex.errors import ConfigError
-from loflex.hookspecs import hookimpl
+from loflex.extension.hookspecs import hookimpl
 
 ACTIVATIONS = {"relu": lambda: nn.ReLU(inplace=True), "gelu": lambda: nn.GELU(approximate="tanh")}
 BLOCK_FORMS = ("pre-norm", "reference")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from loflex.domain import Example
+from loflex.contracts import Example
 
 from loflex_graphs.graphs import (
     Preset,

@@ -8,9 +8,9 @@ from typing import Any, Literal
 
 import numpy as np
 from loflex import config
-from loflex.domain import SPLITS, Domain, Example, Generated
+from loflex.contracts import SPLITS, Domain, Example, Generated
+from loflex.contracts.vocab import SPECIAL_TOKENS, Vocabulary
 from loflex.errors import CheckpointError, DataError
-from loflex.vocab import SPECIAL_TOKENS, Vocabulary
 from pydantic import Field
 
 from loflex_graphs import dataset

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import matplotlib as mpl
 import networkx as nx
-from loflex.domain import Example, Generated
-from loflex.vocab import SPECIAL_TOKENS, Vocabulary
+from loflex.contracts import Example, Generated
+from loflex.contracts.vocab import SPECIAL_TOKENS, Vocabulary
 from matplotlib.figure import Figure
 
 from loflex_graphs.graphs import split_prompt
@@ -150,10 +150,10 @@ def insertion_panels(example: Example, orders: Mapping[str, object],
 
     Args:
         example: a star-graph example (its ``order_hint`` feeds orders such as ``star-oracle``).
-        orders: ``{name: OrderDynamics or loflex.assemble.Assembly}``.
+        orders: ``{name: OrderDynamics or loflex.extension.assemble.Assembly}``.
         grid: times t each order is evaluated at.
     """
-    from loflex.insertion_times import insertion_times
+    from loflex.inspection.insertion_times import insertion_times
 
     return {name: (example, insertion_times(order, example, grid=grid).median)
             for name, order in orders.items()}

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 import networkx as nx
 import numpy as np
-from loflex.domain import Generated
-from loflex.vocab import EOS, PAD, SPECIAL_TOKENS, Vocabulary
+from loflex.contracts import Generated
+from loflex.contracts.vocab import EOS, PAD, SPECIAL_TOKENS, Vocabulary
 
 from loflex_graphs.graphs import split_prompt
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 from loflex import config
-from loflex.batch import Batch
+from loflex.diffusion.batch import Batch
+from loflex.diffusion.order import KumaraswamyOrder, TokenRates
 from loflex.errors import ConfigError
-from loflex.order import KumaraswamyOrder, TokenRates
 from pydantic import Field
 
 

@@ -3,7 +3,7 @@ the pretrained star-graph models."""
 
 from __future__ import annotations
 
-from loflex.hookspecs import hookimpl
+from loflex.extension.hookspecs import hookimpl
 
 from loflex_graphs.domain import StarGraphDomain
 from loflex_graphs.oracle import StarOracleOrder

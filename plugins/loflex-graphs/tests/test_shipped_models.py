@@ -4,8 +4,7 @@ and write paths in the task's format."""
 from __future__ import annotations
 
 import pytest
-from loflex.testing import check_shipped_model
-
+from loflex.extension.testing import check_shipped_model
 from loflex_graphs.plugin import PRETRAINED
 
 

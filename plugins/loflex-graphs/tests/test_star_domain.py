@@ -5,9 +5,10 @@ from __future__ import annotations
 import networkx as nx
 import pytest
 import torch
-from loflex import Domain, LoflexError, collate, registry
-from loflex.testing import check_domain
-from loflex.vocab import BOS, EOS
+from loflex import Domain, LoflexError, collate
+from loflex.contracts.vocab import BOS, EOS
+from loflex.extension import registry
+from loflex.extension.testing import check_domain
 from loflex_graphs import dataset
 from loflex_graphs.domain import StarGraphDomain
 from loflex_graphs.graphs import split_prompt

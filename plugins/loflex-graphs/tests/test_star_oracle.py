@@ -6,9 +6,10 @@ import math
 
 import pytest
 import torch
-from loflex import ConfigError, Example, LoflexError, OrderDynamics, collate, registry
+from loflex import ConfigError, Example, LoflexError, OrderDynamics, collate
 from loflex.config import validate_run
-from loflex.testing import check_order_dynamics
+from loflex.extension import registry
+from loflex.extension.testing import check_order_dynamics
 from loflex_graphs.domain import StarGraphDomain
 from loflex_graphs.oracle import StarOracleOrder
 

@@ -7,9 +7,9 @@ import struct
 
 import pytest
 from loflex import cli, load_run
+from loflex.contracts import Generated
 from loflex.default_plugins.orders import UniformOrder
-from loflex.domain import Generated
-from loflex.train import train
+from loflex.training.train import train
 from loflex_graphs.domain import StarGraphDomain
 from loflex_graphs.drawing import compare_orders, edge_values, insertion_panels
 from loflex_graphs.oracle import StarOracleOrder

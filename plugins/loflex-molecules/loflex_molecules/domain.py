@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from loflex.domain import Domain, Example, Generated
+from loflex.contracts import Domain, Example, Generated
+from loflex.contracts.vocab import Vocabulary
 from loflex.errors import ConfigError, LoflexError
-from loflex.vocab import Vocabulary
 from rdkit import Chem
 
 from loflex_molecules import fragments as frag

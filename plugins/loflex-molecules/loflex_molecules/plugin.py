@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from loflex.hookspecs import hookimpl
+from loflex.extension.hookspecs import hookimpl
 
 
 @hookimpl

@@ -75,7 +75,7 @@ def test_metrics_and_check_domain(domain):
     out = domain.metrics(samples)
     assert out["validity"] == pytest.approx(20 / 21)
     assert out["snn"] == pytest.approx(1.0)  # the samples are test molecules
-    testing = pytest.importorskip("loflex.testing")
+    testing = pytest.importorskip("loflex.extension.testing")
     testing.check_domain(domain, splits=("train", "valid", "test"))
 
 
@@ -131,11 +131,11 @@ def loflex_export_unique(domain, samples, directory):
 
 def test_fragment_mode_samples_every_task_and_scores_per_task(domain):
     import torch
-    from loflex.assemble import Assembly
     from loflex.config import SampleConfig
     from loflex.default_plugins.orders import UniformOrder
     from loflex.default_plugins.transformer import TransformerGenerator
-    from loflex.inference import generate_all
+    from loflex.extension.assemble import Assembly
+    from loflex.sampling.inference import generate_all
 
     fragments = MoleculeDomain(domain.options.model_copy(update={"prompts": "fragments"}),
                                state=domain.state_dict())

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from loflex import Domain, Generated, plugins, registry
+from loflex import Domain, Generated
 from loflex.cli import build_parser
+from loflex.extension import plugins, registry
 from loflex_molecules.domain import MoleculeDomain
 
 
