@@ -67,7 +67,7 @@ def describe_sampling(sample: dict, conditional: bool) -> str:
     return f"{prompts}, {tokens}, {reveal}"
 
 
-def card(name: str, run: dict, run_file: str, steps: int, cpu_hours: float, params: int,
+def card(name: str, run: dict, command: str, steps: int, cpu_hours: float, params: int,
          metrics: dict, samples: int, sample_steps: int, seed: int, summary: str) -> str:
     generator, order, domain = run["generator"], run["order"], run["domain"]
     rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in metrics.items())
@@ -93,7 +93,7 @@ def card(name: str, run: dict, run_file: str, steps: int, cpu_hours: float, para
 Training command:
 
 ```bash
-loflex train {run_file} -o runs/{name}
+{command}
 ```
 
 Measured on the packed folder with
@@ -115,6 +115,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--summary", default="")
+    p.add_argument("--command", default="",
+                   help="the training command(s) for the card (default: loflex train RUN_FILE)")
     args = p.parse_args()
     folder = pack(args.run_dir, args.package_dir / "pretrained" / args.name)
     steps, cpu_hours = training_figures(args.run_dir)
@@ -125,7 +127,8 @@ def main() -> None:
     (folder / "card.json").write_text(json.dumps(
         {"metrics": metrics, "evaluation": evaluation,
          "architecture": card_architecture(run, params)}, indent=1) + "\n")
-    (folder / "card.md").write_text(card(args.name, run, args.run_file, steps, cpu_hours, params,
+    command = args.command or f"loflex train {args.run_file} -o runs/{args.name}"
+    (folder / "card.md").write_text(card(args.name, run, command, steps, cpu_hours, params,
                                          metrics, args.samples, args.steps, args.seed,
                                          args.summary))
     print(f"{folder}: {steps} steps, {cpu_hours:.2f} CPU-hours, {metrics}")

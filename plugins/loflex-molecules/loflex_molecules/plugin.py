@@ -1,4 +1,5 @@
-"""Hook implementations of this plugin: the ``molecules`` domain and ``--fragment``."""
+"""Hook implementations of this plugin: the ``molecules`` domain, ``--fragment`` and the
+pretrained molecule models."""
 
 from __future__ import annotations
 
@@ -20,3 +21,17 @@ def register_commands(commands):
         "--fragment", dest="prompt", metavar="FRAGMENT",
         help="molecule fragment to grow from, in the model's representation (the same as "
         "--prompt; molecules plugin)")
+
+
+PRETRAINED = {
+    "molecules-loflexmdm": "LoFlexMDM (learned order) on SAFE molecules (MOSES), 4 x 128, "
+                           "CPU-trained from molecules-flexmdm's generator",
+    "molecules-flexmdm": "FlexMDM's uniform order on SAFE molecules (MOSES), 4 x 128, CPU-trained",
+}
+
+
+@hookimpl
+def register_pretrained(register):
+    """Register the models shipped in ``pretrained/`` (see each folder's card.md)."""
+    for name, description in PRETRAINED.items():
+        register(name, package=__package__, description=description)
