@@ -191,6 +191,25 @@ def test_models_lists_name_domain_order_size_and_card_metrics(shipped, capsys):
     assert NAME in table and "exact_match=0.25" in table and f"{values:,}" in table
 
 
+def test_models_shows_the_cards_headline_metrics_only(shipped, capsys):
+    card = {"metrics": {"exact_match": 0.25, "token_accuracy": 0.5, "valid_path": 0.3},
+            "headline": ["token_accuracy", "exact_match"]}
+    (shipped / "card.json").write_text(json.dumps(card))
+    assert main(["models", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["metrics"] == {"token_accuracy": 0.5,
+                                                                 "exact_match": 0.25}
+
+
+@pytest.mark.parametrize("headline", [["no_such_metric"], "exact_match"])
+def test_a_card_headline_that_is_not_a_list_of_its_metrics_is_damage(shipped, capsys,
+                                                                      headline):
+    card = {"metrics": {"exact_match": 0.25}, "headline": headline}
+    (shipped / "card.json").write_text(json.dumps(card))
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "DAMAGED: pretrained model" in out and "'headline' must list" in out
+
+
 def test_models_without_any(capsys):
     assert main(["models"]) == 0
     assert "no pretrained models installed" in capsys.readouterr().out

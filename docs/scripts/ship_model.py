@@ -115,6 +115,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--summary", default="")
+    p.add_argument("--headline", nargs="*", default=[],
+                   help="the metrics `loflex models` shows (default: all)")
     p.add_argument("--command", default="",
                    help="the training command(s) for the card (default: loflex train RUN_FILE)")
     args = p.parse_args()
@@ -126,7 +128,8 @@ def main() -> None:
     params = count_parameters(folder / "model.safetensors")
     (folder / "card.json").write_text(json.dumps(
         {"metrics": metrics, "evaluation": evaluation,
-         "architecture": card_architecture(run, params)}, indent=1) + "\n")
+         "architecture": card_architecture(run, params),
+         "headline": args.headline or list(metrics)}, indent=1) + "\n")
     command = args.command or f"loflex train {args.run_file} -o runs/{args.name}"
     (folder / "card.md").write_text(card(args.name, run, command, steps, cpu_hours, params,
                                          metrics, args.samples, args.steps, args.seed,

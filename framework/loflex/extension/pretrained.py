@@ -9,8 +9,9 @@ A pretrained model is a folder inside an installed Python package (by convention
     ema.safetensors        optional EMA weights (used instead, as for any checkpoint)
     card.md                the model card: training command and run file, steps, CPU-hours,
                            data and its licence, the metrics measured with `loflex evaluate`
-    card.json              optional: {"metrics": {"exact_match": 0.85, ...}}, the headline
-                           metrics `loflex models` shows
+    card.json              optional: {"metrics": {"exact_match": 0.85, ...}}, the measured
+                           metrics, and "headline": ["exact_match", ...], the ones
+                           `loflex models` shows (default: every metric)
 
 :func:`pack` writes such a folder from a training run. A model name works wherever a run
 or checkpoint directory is accepted; an existing path of the same name wins. The folders
@@ -280,7 +281,8 @@ def count_parameters(path: Path) -> int:
 
 
 def read_card_metrics(folder: Path) -> dict[str, float]:
-    """Return the ``metrics`` table of ``card.json`` (empty without the file).
+    """Return the headline metrics of ``card.json`` (all its metrics when it names none;
+    empty without the file).
 
     Raises:
         ValueError: card.json is not JSON or its metrics are not a table of numbers.
@@ -293,7 +295,10 @@ def read_card_metrics(folder: Path) -> dict[str, float]:
     if not isinstance(metrics, dict) or not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in metrics.values()):
         raise ValueError("card.json: 'metrics' must be a table of numbers")
-    return {str(k): float(v) for k, v in metrics.items()}
+    headline = card.get("headline", list(metrics))
+    if not isinstance(headline, list) or not set(headline) <= set(metrics):
+        raise ValueError("card.json: 'headline' must list names of its metrics")
+    return {str(k): float(metrics[k]) for k in headline}
 
 
 def describe(model: PretrainedModel) -> dict[str, Any]:
