@@ -9,36 +9,27 @@ when complete, and never overwrite a file without ``force``.
 from __future__ import annotations
 
 import csv
-import os
 from collections.abc import Iterable
-from contextlib import suppress
 from pathlib import Path
 
 from loflex.contracts import Domain, Generated
 from loflex.errors import ConfigError
-from loflex.sampling.samples_io import SampleWriter, refuse_overwrite
-from loflex.training.rundir import open_regular
+from loflex.sampling.samples_io import SampleWriter
 
 FORMATS = {".jsonl": "JSON Lines: token ids and text, re-scorable with `loflex evaluate`",
            ".csv": "CSV: one row per sample with the domain's columns"}
 
 
-class CsvSampleWriter:
+class CsvSampleWriter(SampleWriter):
     """Write samples as CSV rows of ``domain.columns(sample)``, header from the first row.
 
-    The same interface as :class:`loflex.sampling.samples_io.SampleWriter`: ``write``, ``close``,
-    ``abort`` and ``count``.
+    A :class:`loflex.sampling.samples_io.SampleWriter` (partial file, ``close``, ``abort``,
+    ``count``) whose ``write`` adds CSV rows.
     """
 
     def __init__(self, path: Path, force: bool = False):
-        self.path = Path(path)
-        refuse_overwrite(self.path, force)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.partial = self.path.with_name(self.path.name + ".partial")
-        fd = open_regular(self.partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-        self.handle = os.fdopen(fd, "w", encoding="utf-8", newline="")
+        super().__init__(path, force, newline="")
         self.table: csv.DictWriter | None = None
-        self.count = 0
 
     def write(self, domain: Domain, samples: Iterable[Generated]) -> None:
         """Append one row per sample."""
@@ -52,20 +43,6 @@ class CsvSampleWriter:
             self.table.writerow(row)
             self.count += 1
         self.handle.flush()
-
-    def close(self) -> None:
-        """Flush and fsync the partial file, then rename it to the final name."""
-        self.handle.flush()
-        os.fsync(self.handle.fileno())
-        self.handle.close()
-        os.replace(self.partial, self.path)
-
-    def abort(self) -> None:
-        """Close and remove the partial file."""
-        with suppress(OSError):
-            self.handle.close()
-        with suppress(FileNotFoundError):
-            os.unlink(self.partial)
 
 
 def check_format(path: Path) -> str:

@@ -48,13 +48,13 @@ class SampleWriter:
     refused) and the rename replaces a link at ``path`` instead of writing through it.
     """
 
-    def __init__(self, path: Path, force: bool = False):
+    def __init__(self, path: Path, force: bool = False, newline: str | None = None):
         self.path = Path(path)
         refuse_overwrite(self.path, force)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.partial = self.path.with_name(self.path.name + ".partial")
         fd = open_regular(self.partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-        self.handle = os.fdopen(fd, "w", encoding="utf-8")
+        self.handle = os.fdopen(fd, "w", encoding="utf-8", newline=newline)
         self.count = 0
 
     def write(self, domain: Domain, samples: Iterable[Generated]) -> None:
