@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -71,3 +72,18 @@ def run_tests(folder: Path, env: dict | None = None) -> subprocess.CompletedProc
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                            str(Path(folder) / "tests")], capture_output=True, text=True,
                           env=environment(env), cwd=folder, timeout=900)
+
+
+MARKED_BLOCK = re.compile(r"<!-- file: (\S+) -->\n```[a-z]*\n(.*?)```", re.S)
+
+
+def assert_tutorial_shows_package(tutorial: Path, package: Path, expected: set[str]) -> None:
+    """Every code block of ``tutorial`` marked ``<!-- file: PATH -->`` equals ``package/PATH``,
+    and the marked blocks include every path of ``expected``."""
+    blocks = MARKED_BLOCK.findall(tutorial.read_text(encoding="utf-8"))
+    shown = {name for name, _ in blocks}
+    assert expected <= shown, f"{tutorial.name} does not show {sorted(expected - shown)}"
+    for name, code in blocks:
+        assert code == (package / name).read_text(encoding="utf-8"), (
+            f"docs/{tutorial.name} shows an outdated copy of {name}; paste the file again"
+        )

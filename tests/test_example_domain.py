@@ -9,12 +9,11 @@ from __future__ import annotations
 import re
 
 import pytest
-from installing import ROOT, loflex, pip_install, run_tests
+from installing import ROOT, assert_tutorial_shows_package, loflex, pip_install, run_tests
 
 PACKAGE = ROOT / "docs" / "example-domain"
 TUTORIAL = ROOT / "docs" / "writing-a-domain.md"
 ENV = {"LOFLEX_LOAD_PLUGINS": "example-protein"}
-MARKED_BLOCK = re.compile(r"<!-- file: (\S+) -->\n```[a-z]*\n(.*?)```", re.S)
 
 
 @pytest.fixture(scope="module")
@@ -24,15 +23,9 @@ def installed():
 
 
 def test_tutorial_code_blocks_are_the_package_files():
-    blocks = MARKED_BLOCK.findall(TUTORIAL.read_text(encoding="utf-8"))
-    shown = {name for name, _ in blocks}
-    expected = {"pyproject.toml", "loflex_example_protein/domain.py",
-                "loflex_example_protein/plugin.py", "tests/test_example_protein.py"}
-    assert expected <= shown, f"the tutorial does not show {sorted(expected - shown)}"
-    for name, code in blocks:
-        assert code == (PACKAGE / name).read_text(encoding="utf-8"), (
-            f"docs/writing-a-domain.md shows an outdated copy of {name}; paste the file again"
-        )
+    shown = {"pyproject.toml", "loflex_example_protein/domain.py",
+             "loflex_example_protein/plugin.py", "tests/test_example_protein.py"}
+    assert_tutorial_shows_package(TUTORIAL, PACKAGE, shown)
 
 
 def test_components_lists_the_domain_through_its_entry_point(installed):

@@ -170,3 +170,24 @@ def test_cpu_bf16_attention_is_softmax_attention_over_the_kept_keys():
     got = attend(q.bfloat16(), k.bfloat16(), v.bfloat16(), keys)
     assert got.dtype == torch.bfloat16
     torch.testing.assert_close(got.double(), expected, atol=3e-2, rtol=3e-2)
+
+
+def test_adamw_first_step_matches_its_closed_form(toy):
+    """The optimiser's first step is decoupled weight decay then lr * g / (|g| + eps) per
+    element (m_hat = g and v_hat = g^2 after one step), with decay on matrices only; on a
+    CPU the fused kernel computes it."""
+    run = tiny_run("train.weight_decay=0.1", "train.lr=0.01")
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(3, 2)
+    before = {name: p.detach().clone() for name, p in layer.named_parameters()}
+    optimizer = make_optimizer([layer], run.train)
+    assert optimizer.defaults["fused"] is True
+    loss = (layer(torch.randn(5, 3)) ** 2).sum()
+    loss.backward()
+    grads = {name: p.grad.detach().clone() for name, p in layer.named_parameters()}
+    optimizer.step()
+    for name, p in layer.named_parameters():
+        decay = 0.1 if p.ndim >= 2 else 0.0
+        g = grads[name]
+        expected = before[name] * (1 - 0.01 * decay) - 0.01 * g / (g.abs() + 1e-8)
+        assert torch.allclose(p.detach(), expected, atol=1e-6), name

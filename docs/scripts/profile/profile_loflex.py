@@ -23,6 +23,7 @@ from loflex.sampling import sampler
 from loflex.sampling.inference import sampling_prompts
 from loflex.training.data import BatchStream
 from loflex.training.runtime import TrainingStep
+from matmul_table import matmul_shapes
 from torch.utils.flop_counter import FlopCounterMode
 
 
@@ -41,17 +42,6 @@ def _sampler_run(run):
     prompts = sampling_prompts(model, run.sample, run.sample.batch_size)
     rng = torch.Generator().manual_seed(run.seed)
     return lambda: sampler.sample(model.generator, model.order, prompts, run.sample, rng=rng)
-
-
-MATMULS = ("aten::mm", "aten::addmm", "aten::bmm")
-
-
-def matmul_shapes(prof, rows: int = 30) -> list[dict]:
-    """The matrix multiplies of a profile grouped by input shapes, slowest first."""
-    events = [e for e in prof.key_averages(group_by_input_shape=True) if e.key in MATMULS]
-    events.sort(key=lambda e: -e.self_cpu_time_total)
-    return [{"op": e.key, "calls": e.count, "self_ms": e.self_cpu_time_total / 1e3,
-             "shapes": [list(s) for s in e.input_shapes if s]} for e in events[:rows]]
 
 
 def main() -> None:

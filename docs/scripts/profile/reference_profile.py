@@ -19,6 +19,7 @@ import time
 
 import torch
 from lightning.pytorch.callbacks import Callback
+from matmul_table import matmul_shapes
 from torch.utils.flop_counter import FlopCounterMode
 
 
@@ -106,14 +107,3 @@ class ProfileCallback(Callback):
         os.makedirs(os.path.dirname(os.path.abspath(self.out)), exist_ok=True)
         with open(self.out, "w") as f:
             json.dump(self.result, f, indent=1)
-
-
-MATMULS = ("aten::mm", "aten::addmm", "aten::bmm")
-
-
-def matmul_shapes(prof, rows: int = 30) -> list[dict]:
-    """The matrix multiplies of a profile grouped by input shapes, slowest first."""
-    events = [e for e in prof.key_averages(group_by_input_shape=True) if e.key in MATMULS]
-    events.sort(key=lambda e: -e.self_cpu_time_total)
-    return [{"op": e.key, "calls": e.count, "self_ms": e.self_cpu_time_total / 1e3,
-             "shapes": [list(s) for s in e.input_shapes if s]} for e in events[:rows]]
