@@ -1,0 +1,81 @@
+"""Every run file, fine-tuning file and entries file in docs/runs/ loads, validates and
+builds its networks.
+
+These are the files the docs tell users to run, so a renamed option or a typo in one of
+them must fail here rather than in a user's hour-long run. The files use the graph and
+molecule domains, so these tests load the installed plugins.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+from loflex import load_run
+from loflex.commands.model import fine_tuning
+from loflex.config import validate_run
+from loflex.extension import plugins
+from loflex.training.experiment import entry_runs, read_entries
+from loflex.training.memory import parameter_count
+
+RUNS = Path(__file__).resolve().parents[1] / "docs" / "runs"
+FILES = sorted(RUNS.rglob("*.toml"))
+MODELS = ("molecules-flexmdm", "star-easy-flexmdm", "star-medium-flexmdm")
+
+
+def kind(path: Path) -> str:
+    """``run`` (a whole run), ``entries`` (a table per experiment entry, each with ``run``
+    or ``set``) or ``init`` (settings laid over a model's with ``loflex train --init``)."""
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    if "domain" in data:
+        return "run"
+    if all(isinstance(v, dict) and set(v) <= {"run", "set"} for v in data.values()):
+        return "entries"
+    return "init"
+
+
+def of_kind(name: str) -> list[Path]:
+    return [f for f in FILES if kind(f) == name]
+
+
+def ids(path: Path) -> str:
+    return str(path.relative_to(RUNS))
+
+
+@pytest.fixture(autouse=True)
+def installed_plugins(builtins_only, monkeypatch):
+    """Every installed plugin, as a user's run would see them."""
+    monkeypatch.delenv("LOFLEX_LOAD_PLUGINS")
+    plugins.reset()
+
+
+def test_the_cpu_recipes_are_there():
+    names = {f.stem for f in FILES}
+    for task in ("star-easy", "star-medium"):
+        assert {f"{task}-flexmdm-cpu", f"{task}-loflexmdm-cpu"} <= names
+    assert {"molecules-cpu", "molecules-loflexmdm-cpu", "quickstart"} <= names
+
+
+@pytest.mark.parametrize("path", of_kind("run"), ids=ids)
+def test_a_run_file_validates_and_builds(path):
+    run = load_run(path, [])
+    assert parameter_count(run) > 0
+
+
+@pytest.mark.parametrize("path", of_kind("entries"), ids=ids)
+def test_an_entries_file_names_valid_runs(path):
+    runs = entry_runs(read_entries(path), [])
+    assert len(runs) >= 2
+    for data in runs.values():
+        assert parameter_count(validate_run(data)) > 0
+
+
+@pytest.mark.parametrize("path", of_kind("init"), ids=ids)
+def test_a_fine_tuning_file_applies_to_the_shipped_model_it_names(path):
+    """A fine-tuning file names its starting model in its header comment
+    (``--init MODEL``); the run it makes from that model validates and builds."""
+    header = path.read_text(encoding="utf-8")
+    model = next(name for name in MODELS if name in header)
+    _, run = fine_tuning(model, path, [])
+    assert parameter_count(run) > 0
