@@ -21,3 +21,11 @@ def toy():
 
     with registered(ToyPlugin(), name="toy"):
         yield
+
+
+@pytest.fixture
+def installed_plugins(builtins_only, monkeypatch):
+    """Every installed plugin, as a user's run would see them (for tests of the run files
+    in docs/, which use the graph and molecule domains)."""
+    monkeypatch.delenv("LOFLEX_LOAD_PLUGINS")
+    plugins.reset()

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 from loflex import load_run
-from loflex.extension import plugins
 from loflex.training.memory import parameter_count
 from loflex.training.train import train
 from loflex_molecules.data import bundled_path
@@ -33,11 +32,7 @@ SHRUNK = ["generator.options.layers=1", "generator.options.width=64",
 AUX_SHRUNK = ["order.options.layers=1", "order.options.width=64", "order.options.heads=4"]
 
 
-@pytest.fixture(autouse=True)
-def installed_plugins(builtins_only, monkeypatch):
-    """Every installed plugin, as a user's run would see them."""
-    monkeypatch.delenv("LOFLEX_LOAD_PLUGINS")
-    plugins.reset()
+pytestmark = pytest.mark.usefixtures("installed_plugins")
 
 
 def test_there_are_paper_run_files_for_every_task_and_method():

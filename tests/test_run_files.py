@@ -15,7 +15,6 @@ import pytest
 from loflex import load_run
 from loflex.commands.model import fine_tuning
 from loflex.config import validate_run
-from loflex.extension import plugins
 from loflex.training.experiment import entry_runs, read_entries
 from loflex.training.memory import parameter_count
 
@@ -43,11 +42,7 @@ def ids(path: Path) -> str:
     return str(path.relative_to(RUNS))
 
 
-@pytest.fixture(autouse=True)
-def installed_plugins(builtins_only, monkeypatch):
-    """Every installed plugin, as a user's run would see them."""
-    monkeypatch.delenv("LOFLEX_LOAD_PLUGINS")
-    plugins.reset()
+pytestmark = pytest.mark.usefixtures("installed_plugins")
 
 
 def test_the_cpu_recipes_are_there():
