@@ -36,15 +36,15 @@ PY
 echo "files: $OUT/molecules/ (grid PNG/SVG, CSV, SDF)"
 
 echo
-echo "== Star graphs: $SAMPLES test graphs, 64 sampler steps, greedy tokens"
-for model in star-easy-loflexmdm star-easy-flexmdm; do
+echo "== Star graphs (medium): $SAMPLES test graphs, 64 sampler steps, greedy tokens"
+for model in star-medium-loflexmdm star-medium-flexmdm; do
   "$LOFLEX" evaluate "$model" -n "$SAMPLES" --steps 64 --seed 0 -o "$OUT/$model.json" > /dev/null
 done
 "$PY" - "$OUT" <<'PY'
 import json, sys
 out = sys.argv[1]
 print(f"{'model':<22} {'exact match':>12} {'valid path':>11} {'token acc.':>11} {'order corr.':>12}")
-for model in ("star-easy-loflexmdm", "star-easy-flexmdm"):
+for model in ("star-medium-loflexmdm", "star-medium-flexmdm"):
     m = json.load(open(f"{out}/{model}.json"))
     m = m.get("metrics", m)
     print(f"{model:<22} {100 * m['exact_match']:>11.1f}% {100 * m['valid_path']:>10.1f}% "
@@ -53,9 +53,9 @@ PY
 
 echo
 echo "== The learned order on one star graph, next to uniform and the oracle"
-"$LOFLEX" order star-easy-loflexmdm --example 0 --split test --compare uniform,star-oracle \
+"$LOFLEX" order star-medium-loflexmdm --example 0 --split test --compare uniform,star-oracle \
   --picture "$OUT/star-order.png" | tail -n 5
-"$LOFLEX" report star-easy-loflexmdm -o "$OUT/report" -n 64 --steps 64 > /dev/null
+"$LOFLEX" report star-medium-loflexmdm -o "$OUT/report" -n 64 --steps 64 > /dev/null
 echo "picture: $OUT/star-order.png   report: $OUT/report/index.html"
 
 echo

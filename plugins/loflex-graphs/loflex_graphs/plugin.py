@@ -24,6 +24,9 @@ def register_order_dynamics(register):
 PRETRAINED = {
     "star-easy-loflexmdm": "LoFlexMDM (learned order) on easy star graphs, 4 x 128, CPU-trained",
     "star-easy-flexmdm": "FlexMDM (uniform order) on easy star graphs, 4 x 128, CPU-trained",
+    "star-medium-loflexmdm": "LoFlexMDM (learned order) on medium star graphs, 4 x 128, "
+                             "CPU-trained from star-medium-flexmdm's generator at step 13,500",
+    "star-medium-flexmdm": "FlexMDM (uniform order) on medium star graphs, 4 x 128, CPU-trained",
 }
 
 
