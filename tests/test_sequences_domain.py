@@ -351,3 +351,13 @@ def test_trains_from_one_command_line(tmp_path):
                             capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr
     assert "uniqueness" in scores.read_text() and "length_wasserstein" in scores.read_text()
+
+
+def test_a_path_naming_an_unknown_users_home_stays_literal(tmp_path, monkeypatch):
+    """``~nobody...`` is not a home directory here: the path is taken as written (and a
+    missing file is the usual one-line error), not a crash while expanding it."""
+    monkeypatch.chdir(tmp_path)
+    options = validate_options(Domain, "sequences", {"path": "~no-such-user-0/seqs.txt"})
+    assert options.path == str(tmp_path / "~no-such-user-0" / "seqs.txt")
+    with pytest.raises(DataError, match="no-such-user-0"):
+        make(Path("~no-such-user-0/seqs.txt")).examples("train")

@@ -71,7 +71,7 @@ class SequencesOptions(Options):
     @pydantic.field_validator("path")
     @classmethod
     def _absolute(cls, value: str) -> str:
-        return str(Path(value).expanduser().resolve())
+        return str(Path(os.path.expanduser(value)).resolve())  # "~nobody" stays literal
 
     @pydantic.model_validator(mode="after")
     def _check(self) -> SequencesOptions:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -97,7 +98,7 @@ class StarGraphDomain(Domain):
         seed = split_seed(opts.seed, opts.difficulty, split)
         if not opts.cache:
             return dataset.generate_split(self.preset, seed, size)
-        directory = self.cache_dir if self.cache_dir is not None else DEFAULT_CACHE.expanduser()
+        directory = self.cache_dir if self.cache_dir is not None else Path(os.path.expanduser(DEFAULT_CACHE))
         path = dataset.cache_path(Path(directory), opts.difficulty, opts.seed, split, size)
         arrays = dataset.load_split(path, size)
         if arrays is None:

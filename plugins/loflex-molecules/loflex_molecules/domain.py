@@ -80,7 +80,7 @@ class MoleculeDomain(Domain):
         super().__init__(options, state=state, cache_dir=cache_dir)
         self.rep = options.representation
         if options.cache_dir is not None:
-            self.data_cache = Path(options.cache_dir).expanduser()
+            self.data_cache = Path(os.path.expanduser(options.cache_dir))
         elif cache_dir is not None:
             self.data_cache = Path(cache_dir) / "molecules"
         else:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,7 +54,7 @@ def read_molecules(path: str | Path, column: str = "SMILES") -> RawMolecules:
         DataError: the path is missing, of an unknown format, binary, not UTF-8,
             lacks the column, or holds no molecule at all.
     """
-    path = Path(path).expanduser()
+    path = Path(os.path.expanduser(path))  # "~nobody" stays literal
     if not path.exists():
         raise DataError(f"molecule file '{path}' does not exist; check the domain's `path` option")
     if path.is_dir():
