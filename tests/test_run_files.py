@@ -34,8 +34,11 @@ def kind(path: Path) -> str:
     return "init"
 
 
+KINDS = {path: kind(path) for path in FILES}
+
+
 def of_kind(name: str) -> list[Path]:
-    return [f for f in FILES if kind(f) == name]
+    return [path for path, found in KINDS.items() if found == name]
 
 
 def ids(path: Path) -> str:

@@ -18,7 +18,10 @@ def make_optimizer(modules: list[nn.Module], cfg: TrainConfig) -> torch.optim.Ad
     groups = [{"params": decay, "weight_decay": cfg.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999),
-                             **_kernel([*decay, *no_decay]))
+                             **_kernel(list(params.values())))
+
+
+_FUSED_DEVICES = ("cpu", "cuda", "mps", "xpu")  # where torch has a fused AdamW kernel
 
 
 def _kernel(params: list[torch.Tensor]) -> dict[str, bool]:
@@ -30,9 +33,6 @@ def _kernel(params: list[torch.Tensor]) -> dict[str, bool]:
     devices = {p.device.type for p in params}
     fusable = devices <= set(_FUSED_DEVICES) and all(p.dtype.is_floating_point for p in params)
     return {"fused": True} if fusable and params else {"foreach": True}
-
-
-_FUSED_DEVICES = ("cpu", "cuda", "mps", "xpu")
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:
