@@ -101,9 +101,11 @@ def test_positions_are_compacted_over_real_slots():
     assert not torch.allclose(shifted.logits[real][None], base.logits, atol=1e-3)
 
 
-def test_rotary_rotates_pairs_by_position_angles():
+@pytest.mark.parametrize("gradient", [False, True], ids=["inference", "training"])
+def test_rotary_rotates_pairs_by_position_angles(gradient):
+    """Both paths (fewer passes without a gradient) give the closed form."""
     rot = Rotary(4, base=100.0)
-    x = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0]).reshape(1, 1, 1, 5)
+    x = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0], requires_grad=gradient).reshape(1, 1, 1, 5)
     cos, sin = rot.angles(torch.tensor([[3]]))
     y = rot.rotate(x, cos, sin).flatten()
     # Frequencies 1 and 1/10; pairs are (x0, x2) and (x1, x3); channel 4 passes through.

@@ -20,6 +20,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from loflex.contracts import Generator, Options, Prediction, TrunkOutput
+from loflex.default_plugins.inference_kernels import Linear, no_gradient, rotate_halves
 from loflex.errors import ConfigError
 from loflex.extension.hookspecs import hookimpl
 
@@ -96,7 +97,10 @@ class Rotary(nn.Module):
 
         The halves come from ``split``, not slicing: the backward then joins their
         gradients with one ``cat`` instead of zero-filling a full-size tensor per slice.
+        Without a gradient, :func:`rotate_halves` computes the same in fewer passes.
         """
+        if no_gradient(x):
+            return rotate_halves(x, cos, sin)
         half = self.dim // 2
         rest = x.shape[-1] - self.dim
         x1, x2, *passed = x.split([half, half, rest] if rest else [half, half], dim=-1)
@@ -107,11 +111,11 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Te
            dropout_p: float = 0.0) -> torch.Tensor:
     """Scaled dot-product attention of q, k, v (B, H, L, Dh) over the keys of ``key_mask``.
 
-    In bf16 on a CPU the math kernel runs (its batched matmuls use the bf16 matrix units;
-    the CPU flash kernel is slower there); otherwise PyTorch picks the kernel (flash on CPU
-    in fp32).
+    ``key_mask`` None attends to every key. When a gradient is taken in bf16 on a CPU the
+    math kernel runs (its batched matmuls use the bf16 matrix units; the CPU flash
+    kernel's backward is slower there); otherwise PyTorch picks the kernel (flash on a CPU).
     """
-    if q.device.type == "cpu" and q.dtype == torch.bfloat16:
+    if q.device.type == "cpu" and q.dtype == torch.bfloat16 and not no_gradient(q, k, v):
         with sdpa_kernel(SDPBackend.MATH):
             return F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask,
                                                   dropout_p=dropout_p)
@@ -150,18 +154,19 @@ class Block(nn.Module):
         self.block_form = block_form
         self.attention_dropout = attention_dropout
         self.norm1, self.norm2 = LayerNorm(width), LayerNorm(width)
-        self.qkv = nn.Linear(width, 3 * width, bias=False)
-        self.attn_out = nn.Linear(width, width, bias=False)
-        self.mlp = nn.Sequential(nn.Linear(width, 4 * width), ACTIVATIONS[activation](),
-                                 nn.Linear(4 * width, width))
+        self.qkv = Linear(width, 3 * width, bias=False)
+        self.attn_out = Linear(width, width, bias=False)
+        self.mlp = nn.Sequential(Linear(width, 4 * width), ACTIVATIONS[activation](),
+                                 Linear(4 * width, width))
         self.dropout = nn.Dropout(dropout)
         self.adaln = nn.Linear(cond_dim, 6 * width)
         nn.init.zeros_(self.adaln.weight)
         nn.init.zeros_(self.adaln.bias)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor],
-                key_mask: torch.Tensor) -> torch.Tensor:
-        """Update ``x`` (B, L, D) given ``cond`` (B, C), rotary angles and (B, 1, 1, L) keys."""
+                key_mask: torch.Tensor | None) -> torch.Tensor:
+        """Update ``x`` (B, L, D) given ``cond`` (B, C), rotary angles and (B, 1, 1, L) keys
+        (None: every key)."""
         b, n, d = x.shape
         shift1, scale1, gate1, shift2, scale2, gate2 = self.adaln(cond).chunk(6, dim=-1)
         m = modulate(self.norm1(x), shift1, scale1)  # (B, L, D)
@@ -177,7 +182,7 @@ class Block(nn.Module):
         return modulated if self.block_form == "reference" else x
 
     def attention(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor],
-                  key_mask: torch.Tensor) -> torch.Tensor:
+                  key_mask: torch.Tensor | None) -> torch.Tensor:
         """Bidirectional rotary self-attention over the unmasked keys."""
         b, n, d = x.shape
         qkv = self.qkv(x.view(b * n, d)).view(b, n, 3, self.heads, d // self.heads)
@@ -243,7 +248,7 @@ class Trunk(nn.Module):
         rope = self.rotary.angles(positions)
         # A row without any real slot would attend to nothing (NaN): let it see everything.
         keys = real | ~real.any(-1, keepdim=True)  # (B, L)
-        key_mask = keys[:, None, None, :]  # (B, 1, 1, L)
+        key_mask = None if bool(keys.all()) else keys[:, None, None, :]  # (B, 1, 1, L)
         h = self.embed(x)  # (B, L, D)
         if self.position_embed is not None:
             h = h + self.position_embed(positions.clamp_max(self.max_length - 1))
