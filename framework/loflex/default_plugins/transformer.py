@@ -95,12 +95,17 @@ class Rotary(nn.Module):
     def _rotate(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         """[x1, x2, rest] -> [x1 cos - x2 sin, x2 cos + x1 sin, rest].
 
-        The halves come from ``split``, not slicing: the backward then joins their
-        gradients with one ``cat`` instead of zero-filling a full-size tensor per slice.
-        Without a gradient, :func:`rotate_halves` computes the same in fewer passes.
+        Without a gradient, :func:`rotate_halves` computes it in fewer passes.
         """
         if no_gradient(x):
             return rotate_halves(x, cos, sin)
+        return self._rotate_with_gradient(x, cos, sin)
+
+    def _rotate_with_gradient(self, x: torch.Tensor, cos: torch.Tensor,
+                              sin: torch.Tensor) -> torch.Tensor:
+        """The rotation for training: the halves come from ``split``, not slicing, so the
+        backward joins their gradients with one ``cat`` instead of zero-filling a
+        full-size tensor per slice."""
         half = self.dim // 2
         rest = x.shape[-1] - self.dim
         x1, x2, *passed = x.split([half, half, rest] if rest else [half, half], dim=-1)
