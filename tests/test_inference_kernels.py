@@ -112,3 +112,24 @@ def test_generator_in_bf16_inference_matches_its_training_forward():
                                    atol=5e-2, rtol=5e-2)
         torch.testing.assert_close(sampled.insert_multiplier[real],
                                    trained.insert_multiplier[real], atol=5e-2, rtol=5e-2)
+
+
+def test_flop_count_covers_the_cpu_kernels():
+    """FLOPs of the oneDNN linear and CPU flash attention (forward and backward) against
+    their closed forms: 2 M N K, and 4 B H L S D forward (two products) plus twice that
+    and a recomputed score product backward (torch's sdpa formulas)."""
+    from loflex.training.flops import count_flops
+
+    layer = Linear(16, 24)
+    x = torch.randn(10, 16)
+    with torch.no_grad(), bf16_autocast():
+        linear = count_flops(lambda: layer(x))
+    assert linear == 2 * 10 * 16 * 24
+
+    b, h, n, d = 2, 3, 5, 8
+    q, k, v = (torch.randn(b, h, n, d, requires_grad=True) for _ in range(3))
+    forward = count_flops(lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v))
+    assert forward == 4 * b * h * n * n * d
+    both = count_flops(
+        lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v).sum().backward())
+    assert both == forward + 10 * b * h * n * n * d

@@ -1,8 +1,8 @@
 """FLOPs and a torch.profiler operator table of one loflex training step or sampler run.
 
 The step is :class:`loflex.training.runtime.TrainingStep`, the one ``loflex train`` and ``loflex
-bench train`` call. FLOPs come from ``torch.utils.flop_counter.FlopCounterMode`` (per
-operator; insensitive to machine load); the operator table's time shares stay
+bench train`` call. FLOPs come from ``loflex.training.flops.flop_counter`` (torch's FlopCounterMode with
+loflex's CPU kernels added; per operator; insensitive to machine load); the operator table's time shares stay
 informative on a loaded machine, its absolute times do not.
 
     python docs/scripts/profile/profile_loflex.py RUN.toml OUT.json [--set K=V ...]
@@ -22,9 +22,9 @@ from loflex.extension.assemble import assemble
 from loflex.sampling import sampler
 from loflex.sampling.inference import sampling_prompts
 from loflex.training.data import BatchStream
+from loflex.training.flops import flop_counter
 from loflex.training.runtime import TrainingStep
 from matmul_table import matmul_shapes
-from torch.utils.flop_counter import FlopCounterMode
 
 
 def _train_step(run):
@@ -62,7 +62,7 @@ def main() -> None:
     go = _train_step(run) if args.what == "train" else _sampler_run(run)
     for _ in range(args.warmup):
         go()
-    counter = FlopCounterMode(display=False)
+    counter = flop_counter()
     with counter:
         go()
     by_op = counter.get_flop_counts().get("Global", {})

@@ -2,7 +2,8 @@
 
 Injected into the reference ``xlm`` training run with hydra overrides (see
 ``profile_reference.sh``); it changes nothing in the reference code. At step ``flop_step``
-it counts FLOPs (``torch.utils.flop_counter.FlopCounterMode``, per operator), at step
+it counts FLOPs (per operator, with the counter loflex's own figures use:
+``framework/loflex/training/flops.py``, loaded from its file), at step
 ``profile_step`` it records a ``torch.profiler`` operator table; both cover
 ``on_train_batch_start`` -> ``on_train_batch_end``: forward, backward, gradient clipping,
 the optimiser step and the callbacks that run before this one (the EMA update). The
@@ -13,14 +14,27 @@ validation prediction batch. It writes one JSON file and ends the process.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import time
+from pathlib import Path
 
 import torch
 from lightning.pytorch.callbacks import Callback
 from matmul_table import matmul_shapes
 from torch.utils.flop_counter import FlopCounterMode
+
+FLOPS_MODULE = Path(__file__).resolve().parents[3] / "framework" / "loflex" / "training" / "flops.py"
+
+
+def flop_counter():
+    """loflex's FLOP counter (torch's, plus the CPU attention and oneDNN linear kernels),
+    loaded from its file: the reference's environment does not have loflex installed."""
+    spec = importlib.util.spec_from_file_location("loflex_flops", FLOPS_MODULE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.flop_counter()
 
 
 class ProfileCallback(Callback):
@@ -42,7 +56,7 @@ class ProfileCallback(Callback):
             self.result["nonpad_tokens"] = int((ids != 0).sum())
         self.context = None
         if batch_idx == self.flop_step:
-            self.context = FlopCounterMode(display=False)
+            self.context = flop_counter()
         elif batch_idx == self.profile_step:
             self.context = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU],
                                                   record_shapes=True)
@@ -90,7 +104,7 @@ class ProfileCallback(Callback):
         loaders = dm.val_dataloader()
         index = next(i for i, name in dm.dataloader_names["val"].items() if "prediction" in name)
         batch = next(iter(loaders[index]))
-        counter = FlopCounterMode(display=False)
+        counter = flop_counter()
         with torch.inference_mode():
             with counter:
                 predictor.predict(batch, 0, 0, "prediction")

@@ -14,12 +14,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from loflex.config import Run
 from loflex.diffusion.batch import Batch
 from loflex.extension.assemble import Assembly, assemble
 from loflex.training.data import BatchStream
+from loflex.training.flops import count_flops
 from loflex.training.runtime import (  # noqa: F401  (compile_networks re-exported)
     TrainingStep,
     autocast_for,
@@ -47,7 +47,7 @@ class BenchResult:
         padded_width: the padded width (the collated batch, or the sampler's final width).
         peak_rss_mib: peak resident memory of this process.
         gpu_peak_mib: peak CUDA memory allocated (0 on CPU).
-        gflop_per_step: FLOPs of one step (torch FlopCounterMode), in GFLOP.
+        gflop_per_step: FLOPs of one step (:func:`loflex.training.flops.count_flops`), in GFLOP.
         gflops: achieved GFLOP/s of this process (gflop_per_step / median_step_s).
         matmul_peak_gflops: median of the matrix-multiply probes (GFLOP/s).
         matmul_peak_min, matmul_peak_max: the spread of the probes (machine contention).
@@ -134,13 +134,6 @@ def _probe_dtype(run: Run, device: torch.device) -> torch.dtype:
     return torch.bfloat16 if uses_bf16(run.train, device) else torch.float32
 
 
-def _flops(fn: Callable[[], object]) -> float:
-    counter = FlopCounterMode(display=False)
-    with counter:
-        fn()
-    return float(counter.get_total_flops())
-
-
 def _time_steps(fns: list[Callable[[], object]], device: torch.device,
                 dtype: torch.dtype = torch.float32) -> _Timings:
     """Run each step once, probing the matmul peak (in ``dtype``) just before it."""
@@ -187,7 +180,7 @@ def bench_train(run: Run, steps: int, warmup: int, device: torch.device, *,
         training_step(batch, rng)
 
     batches = [next(stream).to(device) for _ in range(untimed + steps)]
-    flops = _flops(lambda: step(0, batches[0]))  # the first warm-up step
+    flops = count_flops(lambda: step(0, batches[0]))  # the first warm-up step
     for index in range(1, untimed):
         step(index, batches[index])
     timed = batches[untimed:]
@@ -238,7 +231,7 @@ def bench_sample(run: Run, steps: int, warmup: int, device: torch.device, *,
             outputs.append(sampler.sample(model.generator, model.order, prompts, settings,
                                           rng=rng, device=device))
 
-    flops = _flops(go)
+    flops = count_flops(go)
     for _ in range(warmup - 1):
         go()
     timings = _time_steps([go] * steps, device, _probe_dtype(run, device))
