@@ -31,15 +31,16 @@ def no_gradient(*tensors: torch.Tensor) -> bool:
 class Linear(nn.Linear):
     """``nn.Linear`` (same parameters, same checkpoints) with a bias-fused bf16 CPU kernel.
 
-    The fused kernel runs under CPU bf16 autocast when no gradient is taken; it reads bf16
-    copies of the weight and bias, refreshed whenever the parameters change in place.
+    The fused kernel runs under CPU bf16 autocast when no gradient is taken and the call is
+    not being compiled (the compiler fuses on its own); it reads bf16 copies of the weight
+    and bias, refreshed whenever the parameters change in place.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return ``x W^T + b`` for ``x`` (..., in_features)."""
         if not (ONEDNN_LINEAR and x.device.type == "cpu" and torch.is_autocast_enabled("cpu")
                 and torch.get_autocast_dtype("cpu") == torch.bfloat16
-                and no_gradient(x, self.weight)):
+                and no_gradient(x, self.weight) and not torch.compiler.is_compiling()):
             return super().forward(x)
         weight, bias = self._bf16_parameters()
         return torch.ops.mkldnn._linear_pointwise(x.to(torch.bfloat16), weight, bias,
