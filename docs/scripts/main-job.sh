@@ -9,6 +9,7 @@ LOFLEX=${2:-loflex}
 PY=$(dirname "$(command -v "$LOFLEX")")/python
 [ -x "$PY" ] || PY=python3
 SAMPLES=${MAIN_JOB_SAMPLES:-200}
+STAR_STEPS=${MAIN_JOB_STAR_STEPS:-1024}  # the steps the star-medium cards are measured at
 mkdir -p "$OUT"
 
 echo "== Shipped models"
@@ -36,9 +37,9 @@ PY
 echo "files: $OUT/molecules/ (grid PNG/SVG, CSV, SDF)"
 
 echo
-echo "== Star graphs (medium): $SAMPLES test graphs, 64 sampler steps, greedy tokens"
+echo "== Star graphs (medium): $SAMPLES test graphs, $STAR_STEPS sampler steps, greedy tokens"
 for model in star-medium-loflexmdm star-medium-flexmdm; do
-  "$LOFLEX" evaluate "$model" -n "$SAMPLES" --steps 64 --seed 0 -o "$OUT/$model.json" > /dev/null
+  "$LOFLEX" evaluate "$model" -n "$SAMPLES" --steps "$STAR_STEPS" --seed 0 -o "$OUT/$model.json" > /dev/null
 done
 "$PY" - "$OUT" <<'PY'
 import json, sys

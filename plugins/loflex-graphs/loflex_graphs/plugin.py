@@ -25,7 +25,8 @@ PRETRAINED = {
     "star-easy-loflexmdm": "LoFlexMDM (learned order) on easy star graphs, 4 x 128, CPU-trained",
     "star-easy-flexmdm": "FlexMDM (uniform order) on easy star graphs, 4 x 128, CPU-trained",
     "star-medium-loflexmdm": "LoFlexMDM (learned order) on medium star graphs, 4 x 128, "
-                             "CPU-trained from star-medium-flexmdm's generator at step 13,500",
+                             "CPU-trained from star-medium-flexmdm's generator at step 13,500 "
+                             "for 10,000 steps",
     "star-medium-flexmdm": "FlexMDM (uniform order) on medium star graphs, 4 x 128, CPU-trained",
 }
 
