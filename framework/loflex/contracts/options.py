@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -42,3 +44,12 @@ def undocumented_options(model: type[BaseModel]) -> list[str]:
     """Return the names of the fields of ``model`` that have no (non-blank) description."""
     return [name for name, field in model.model_fields.items()
             if not (field.description or "").strip()]
+
+
+def expand_home(path: str | os.PathLike) -> Path:
+    """``path`` with a leading ``~`` or ``~user`` expanded as the shell does.
+
+    An unknown user's ``~name`` stays literal (``Path.expanduser`` raises there), so a
+    path option naming it gets the usual missing-file error instead of a crash.
+    """
+    return Path(os.path.expanduser(path))

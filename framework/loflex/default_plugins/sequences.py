@@ -27,6 +27,7 @@ from pydantic import Field
 
 from loflex.config import Options
 from loflex.contracts import SPLITS, Domain, Example, Generated
+from loflex.contracts.options import expand_home
 from loflex.contracts.vocab import SPECIAL_TOKENS, Vocabulary
 from loflex.default_plugins.sequence_files import (
     Record,
@@ -71,7 +72,7 @@ class SequencesOptions(Options):
     @pydantic.field_validator("path")
     @classmethod
     def _absolute(cls, value: str) -> str:
-        return str(Path(os.path.expanduser(value)).resolve())  # "~nobody" stays literal
+        return str(expand_home(value).resolve())
 
     @pydantic.model_validator(mode="after")
     def _check(self) -> SequencesOptions:

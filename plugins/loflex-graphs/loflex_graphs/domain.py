@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -10,6 +9,7 @@ from typing import Any, Literal
 import numpy as np
 from loflex import config
 from loflex.contracts import SPLITS, Domain, Example, Generated
+from loflex.contracts.options import expand_home
 from loflex.contracts.vocab import SPECIAL_TOKENS, Vocabulary
 from loflex.errors import CheckpointError, DataError
 from pydantic import Field
@@ -98,7 +98,7 @@ class StarGraphDomain(Domain):
         seed = split_seed(opts.seed, opts.difficulty, split)
         if not opts.cache:
             return dataset.generate_split(self.preset, seed, size)
-        directory = self.cache_dir if self.cache_dir is not None else Path(os.path.expanduser(DEFAULT_CACHE))
+        directory = self.cache_dir if self.cache_dir is not None else expand_home(DEFAULT_CACHE)
         path = dataset.cache_path(Path(directory), opts.difficulty, opts.seed, split, size)
         arrays = dataset.load_split(path, size)
         if arrays is None:

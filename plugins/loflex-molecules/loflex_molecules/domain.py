@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from loflex.contracts import Domain, Example, Generated
+from loflex.contracts.options import expand_home
 from loflex.contracts.vocab import Vocabulary
 from loflex.errors import ConfigError, LoflexError
 from rdkit import Chem
@@ -80,7 +81,7 @@ class MoleculeDomain(Domain):
         super().__init__(options, state=state, cache_dir=cache_dir)
         self.rep = options.representation
         if options.cache_dir is not None:
-            self.data_cache = Path(os.path.expanduser(options.cache_dir))
+            self.data_cache = expand_home(options.cache_dir)
         elif cache_dir is not None:
             self.data_cache = Path(cache_dir) / "molecules"
         else:

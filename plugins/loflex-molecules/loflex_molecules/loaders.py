@@ -19,10 +19,10 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from loflex.contracts.options import expand_home
 from loflex.errors import DataError
 
 TEXT_SUFFIXES = (".smi", ".txt")
@@ -54,7 +54,7 @@ def read_molecules(path: str | Path, column: str = "SMILES") -> RawMolecules:
         DataError: the path is missing, of an unknown format, binary, not UTF-8,
             lacks the column, or holds no molecule at all.
     """
-    path = Path(os.path.expanduser(path))  # "~nobody" stays literal
+    path = expand_home(path)
     if not path.exists():
         raise DataError(f"molecule file '{path}' does not exist; check the domain's `path` option")
     if path.is_dir():
