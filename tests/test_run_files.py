@@ -8,6 +8,7 @@ molecule domains, so these tests load the installed plugins.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -20,13 +21,18 @@ from loflex.training.memory import parameter_count
 
 RUNS = Path(__file__).resolve().parents[1] / "docs" / "runs"
 FILES = sorted(RUNS.rglob("*.toml"))
+INIT_COMMAND = re.compile(r"^#\s+loflex train --init (\S+)", re.MULTILINE)
 MODELS = ("molecules-flexmdm", "star-easy-flexmdm", "star-medium-flexmdm")
 
 
 def kind(path: Path) -> str:
     """``run`` (a whole run), ``entries`` (a table per experiment entry, each with ``run``
-    or ``set``) or ``init`` (settings laid over a model's with ``loflex train --init``)."""
-    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    or ``set``) or ``init`` (settings laid over a model's: a header line
+    ``#   loflex train --init MODEL ...``)."""
+    text = path.read_text(encoding="utf-8")
+    data = tomllib.loads(text)
+    if INIT_COMMAND.search(text):
+        return "init"
     if "domain" in data:
         return "run"
     if all(isinstance(v, dict) and set(v) <= {"run", "set"} for v in data.values()):
@@ -72,8 +78,9 @@ def test_an_entries_file_names_valid_runs(path):
 @pytest.mark.parametrize("path", of_kind("init"), ids=ids)
 def test_a_fine_tuning_file_applies_to_the_shipped_model_it_names(path):
     """A fine-tuning file names its starting model in its header comment
-    (``--init MODEL``); the run it makes from that model validates and builds."""
+    (``loflex train --init MODEL``); the run it makes from that model validates and builds."""
     header = path.read_text(encoding="utf-8")
-    model = next(name for name in MODELS if name in header)
+    model = INIT_COMMAND.search(header).group(1)
+    assert model in MODELS, f"{path.name} starts from {model}, which is not a shipped model"
     _, run = fine_tuning(model, path, [])
     assert parameter_count(run) > 0

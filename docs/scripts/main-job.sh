@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job (`make run`): shipped molecule and star-graph models at work, the learned
-# order drawn, then a short training from scratch.
+# order drawn, then a short training run whose exact match rises.
 #   docs/scripts/main-job.sh OUT_DIR [LOFLEX]
 # Everything is written under OUT_DIR; nothing is downloaded.
 set -euo pipefail
@@ -60,16 +60,24 @@ echo "== The learned order on one star graph, next to uniform and the oracle"
 echo "picture: $OUT/star-order.png   report: $OUT/report/index.html"
 
 echo
-echo "== Training from scratch: FlexMDM on easy star graphs, 3.5 minutes (docs/runs/quickstart.toml)"
-"$LOFLEX" train docs/runs/quickstart.toml -o "$OUT/train" --no-progress
-"$PY" - "$OUT/train" <<'PY'
+echo "== Training: the shipped star-medium-flexmdm learns easy star graphs (docs/runs/demo-star-easy.toml)"
+echo "Easy graphs put the source at the junction of three arms of five nodes: three edge lookups"
+echo "in a row. Exact match on 64 test graphs at 128 sampler steps, before and while training"
+echo "for 1.5 CPU-minutes:"
+"$LOFLEX" evaluate star-medium-flexmdm --set domain.options.difficulty=easy --set sample.max_length=44 \
+  -n 64 --steps 128 --seed 0 -o "$OUT/train-before.json" --force > /dev/null
+"$LOFLEX" train --init star-medium-flexmdm docs/runs/demo-star-easy.toml -o "$OUT/train" --no-progress \
+  > /dev/null
+"$PY" - "$OUT" <<'PY'
 import json, sys
-rows = [json.loads(line) for line in open(f"{sys.argv[1]}/metrics.jsonl")]
-print(f"{'step':>6} {'masked acc., twin visible':>26} {'masked acc., other':>19} {'sampled token acc.':>19}")
-diag = {r["step"]: r for r in rows if "diag/accuracy_visible_all" in r}
+out = sys.argv[1]
+before = json.load(open(f"{out}/train-before.json"))
+before = before.get("metrics", before)
+rows = [json.loads(line) for line in open(f"{out}/train/metrics.jsonl")]
+print(f"{'step':>6} {'CPU-s':>6} {'exact match':>12} {'token acc.':>11}")
+print(f"{0:>6} {0:>6} {100 * before['exact_match']:>11.1f}% {100 * before['token_accuracy']:>10.1f}%")
 for r in rows:
-    if "sample/token_accuracy" in r and r["step"] in diag:
-        d = diag[r["step"]]
-        print(f"{r['step']:>6} {100 * d['diag/accuracy_visible_all']:>25.1f}% "
-              f"{100 * d['diag/accuracy_other_all']:>18.1f}% {100 * r['sample/token_accuracy']:>18.1f}%")
+    if "sample/exact_match" in r:
+        print(f"{r['step']:>6} {r['train_seconds']:>6.0f} {100 * r['sample/exact_match']:>11.1f}% "
+              f"{100 * r['sample/token_accuracy']:>10.1f}%")
 PY

@@ -1,12 +1,14 @@
 """Pack a training run as a shipped model folder, evaluate it and write its card.
 
     python docs/scripts/ship_model.py NAME RUN_DIR PACKAGE_DIR RUN_FILE \
-        [--samples 200] [--steps 64] [--seed 0] [--summary TEXT]
+        [--samples 200] [--steps 64] [--seed 0] [--confidence RULE] [--summary TEXT]
 
 Writes ``PACKAGE_DIR/pretrained/NAME/`` (fp16 EMA weights, run.json, state.json), then
 ``card.json`` with the metrics ``loflex evaluate`` measures on the packed folder itself and
 ``card.md`` with the training command, steps, CPU time, data and licence. The folder must
-not exist yet.
+not exist yet. ``--confidence`` becomes the model's default reveal rule (its run.json
+``sample.confidence``), so ``loflex sample NAME`` and ``loflex evaluate NAME`` use the
+setting the card was measured with.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ def training_figures(run_dir: Path) -> tuple[int, float]:
 
 
 def evaluate(folder: Path, samples: int, steps: int, seed: int) -> dict[str, float]:
+    """Return ``loflex evaluate``'s metrics of the packed folder, with its own sampler settings."""
     out = folder.parent / f".{folder.name}-metrics.json"
     subprocess.run([str(Path(sys.executable).parent / "loflex"), "evaluate", str(folder),
                     "-n", str(samples), "--steps", str(steps), "--seed", str(seed),
@@ -114,6 +117,8 @@ def main() -> None:
     p.add_argument("--samples", type=int, default=200)
     p.add_argument("--steps", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--confidence", choices=("none", "top_prob", "prob_diff", "entropy"),
+                   help="the model's default reveal rule (default: the run's)")
     p.add_argument("--summary", default="")
     p.add_argument("--headline", nargs="*", default=[],
                    help="the metrics `loflex models` shows (default: all)")
@@ -123,6 +128,9 @@ def main() -> None:
     folder = pack(args.run_dir, args.package_dir / "pretrained" / args.name)
     steps, cpu_hours = training_figures(args.run_dir)
     run = json.loads((folder / "run.json").read_text())
+    if args.confidence is not None:
+        run["sample"]["confidence"] = args.confidence
+        (folder / "run.json").write_text(json.dumps(run, indent=1) + "\n")
     metrics = evaluate(folder, args.samples, args.steps, args.seed)
     evaluation = {"num_samples": args.samples, "steps": args.steps, "seed": args.seed}
     params = count_parameters(folder / "model.safetensors")

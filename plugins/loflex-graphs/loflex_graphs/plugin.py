@@ -22,8 +22,10 @@ def register_order_dynamics(register):
 
 
 PRETRAINED = {
-    "star-easy-loflexmdm": "LoFlexMDM (learned order) on easy star graphs, 4 x 128, CPU-trained",
-    "star-easy-flexmdm": "FlexMDM (uniform order) on easy star graphs, 4 x 128, CPU-trained",
+    "star-easy-loflexmdm": "LoFlexMDM (learned order) on easy star graphs, 4 x 128, CPU-trained "
+                           "from star-medium-flexmdm's generator for 2,000 steps",
+    "star-easy-flexmdm": "FlexMDM (uniform order) on easy star graphs, 4 x 128, CPU-trained "
+                         "from star-medium-flexmdm for 8,000 steps",
     "star-medium-loflexmdm": "LoFlexMDM (learned order) on medium star graphs, 4 x 128, "
                              "CPU-trained from star-medium-flexmdm's generator at step 13,500 "
                              "for 10,000 steps",
