@@ -37,7 +37,8 @@ PY
 echo "files: $OUT/molecules/ (grid PNG/SVG, CSV, SDF)"
 
 echo
-echo "== Star graphs (medium): $SAMPLES test graphs, $STAR_STEPS sampler steps, greedy tokens"
+echo "== Star graphs (medium): $SAMPLES test graphs, $STAR_STEPS sampler steps, greedy tokens,"
+echo "   confidence top_prob (the models' default)"
 for model in star-medium-loflexmdm star-medium-flexmdm; do
   "$LOFLEX" evaluate "$model" -n "$SAMPLES" --steps "$STAR_STEPS" --seed 0 -o "$OUT/$model.json" > /dev/null
 done
@@ -53,10 +54,11 @@ for model in ("star-medium-loflexmdm", "star-medium-flexmdm"):
 PY
 
 echo
-echo "== The learned order on one star graph, next to uniform and the oracle"
-"$LOFLEX" order star-medium-loflexmdm --example 0 --split test --compare uniform,star-oracle \
-  --picture "$OUT/star-order.png" | tail -n 5
-"$LOFLEX" report star-medium-loflexmdm -o "$OUT/report" -n 64 --steps 64 > /dev/null
+echo "== The learned order of star-easy-loflexmdm on one easy star graph, next to uniform and the oracle"
+echo "   (median insertion time of each path token; far edges first is the oracle's order)"
+"$LOFLEX" order star-easy-loflexmdm --example 0 --split test --compare uniform,star-oracle \
+  --picture "$OUT/star-order.png" | tail -n 9
+"$LOFLEX" report star-easy-loflexmdm -o "$OUT/report" -n 64 --steps 64 > /dev/null
 echo "picture: $OUT/star-order.png   report: $OUT/report/index.html"
 
 echo
