@@ -10,6 +10,10 @@ PY=$(dirname "$(command -v "$LOFLEX")")/python
 [ -x "$PY" ] || PY=python3
 SAMPLES=${MAIN_JOB_SAMPLES:-200}
 STAR_STEPS=${MAIN_JOB_STAR_STEPS:-1024}  # the steps the star-medium cards are measured at
+if [ -e "$OUT" ] && [ -n "$(ls -A "$OUT")" ]; then
+  echo "Error: $OUT is not empty; choose a new folder (make run RUN_DIR=...) so nothing in it is overwritten" >&2
+  exit 1
+fi
 mkdir -p "$OUT"
 
 echo "== Shipped models"
@@ -65,7 +69,7 @@ echo
 echo "== Training: the shipped star-medium-flexmdm learns easy star graphs (docs/runs/demo-star-easy.toml)"
 echo "Easy graphs put the source at the junction of three arms of five nodes: three edge lookups"
 echo "in a row. Exact match on 64 test graphs at 128 sampler steps, before and while training"
-echo "for 1.5 CPU-minutes:"
+echo "for 1 CPU-minute:"
 "$LOFLEX" evaluate star-medium-flexmdm --set domain.options.difficulty=easy --set sample.max_length=44 \
   -n 64 --steps 128 --seed 0 -o "$OUT/train-before.json" --force > /dev/null
 "$LOFLEX" train --init star-medium-flexmdm docs/runs/demo-star-easy.toml -o "$OUT/train" --no-progress \
