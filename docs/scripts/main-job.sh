@@ -9,7 +9,7 @@ LOFLEX=${2:-loflex}
 PY=$(dirname "$(command -v "$LOFLEX")")/python
 [ -x "$PY" ] || PY=python3
 SAMPLES=${MAIN_JOB_SAMPLES:-200}
-STAR_STEPS=${MAIN_JOB_STAR_STEPS:-1024}  # the steps the star-medium cards are measured at
+STAR_STEPS=${MAIN_JOB_STAR_STEPS:-256}  # the steps the star-medium cards are measured at
 if [ -e "$OUT" ] && [ -n "$(ls -A "$OUT")" ]; then
   echo "Error: $OUT is not empty; choose a new folder (make run RUN_DIR=...) so nothing in it is overwritten" >&2
   exit 1
