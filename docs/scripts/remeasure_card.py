@@ -17,18 +17,9 @@ import json
 import re
 from pathlib import Path
 
-from ship_model import describe_sampling, evaluate
+from ship_model import evaluate, measured_section, set_default_confidence
 
 MEASURED = re.compile(r"Measured on the packed folder with\n.*", re.DOTALL)
-
-
-def measured_section(name: str, run: dict, metrics: dict, samples: int, steps: int,
-                     seed: int) -> str:
-    """The card's closing part: how the metrics were measured, then their table."""
-    sampling = describe_sampling(run["sample"], conditional=run["domain"]["name"] == "star-graph")
-    rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in metrics.items())
-    return (f"Measured on the packed folder with\n`loflex evaluate {name} -n {samples} --steps "
-            f"{steps} --seed {seed}` ({sampling}):\n\n| metric | value |\n|---|---|\n{rows}\n")
 
 
 def main() -> None:
@@ -43,8 +34,7 @@ def main() -> None:
     folder, name = args.folder, args.folder.name
     run = json.loads((folder / "run.json").read_text())
     if args.confidence is not None:
-        run["sample"]["confidence"] = args.confidence
-        (folder / "run.json").write_text(json.dumps(run, indent=1) + "\n")
+        set_default_confidence(folder, run, args.confidence)
     metrics = evaluate(folder, args.samples, args.steps, args.seed)
     card = json.loads((folder / "card.json").read_text())
     card["metrics"] = metrics

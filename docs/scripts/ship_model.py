@@ -70,16 +70,29 @@ def describe_sampling(sample: dict, conditional: bool) -> str:
     return f"{prompts}, {tokens}, {reveal}"
 
 
+def set_default_confidence(folder: Path, run: dict, rule: str) -> None:
+    """Make ``rule`` the packed model's default reveal rule (run.json ``sample.confidence``)."""
+    run["sample"]["confidence"] = rule
+    (folder / "run.json").write_text(json.dumps(run, indent=1) + "\n")
+
+
+def measured_section(name: str, run: dict, metrics: dict, samples: int, steps: int,
+                     seed: int) -> str:
+    """The card's closing part: how the metrics were measured, then their table."""
+    sampling = describe_sampling(run["sample"], conditional=run["domain"]["name"] == "star-graph")
+    rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in metrics.items())
+    return (f"Measured on the packed folder with\n`loflex evaluate {name} -n {samples} --steps "
+            f"{steps} --seed {seed}` ({sampling}):\n\n| metric | value |\n|---|---|\n{rows}\n")
+
+
 def card(name: str, run: dict, command: str, steps: int, cpu_hours: float, params: int,
          metrics: dict, samples: int, sample_steps: int, seed: int, summary: str) -> str:
     generator, order, domain = run["generator"], run["order"], run["domain"]
-    rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in metrics.items())
     gen = f"`{generator['name']}` {json.dumps(generator.get('options', {}))}"
     training = (f"{steps:,} steps of batch {run['train']['batch_size']}, {cpu_hours:.2f} "
                 "CPU-hours of optimiser steps on one thread of a 2-core CPU")
     data, licence = DATA.get(domain["name"], DATA["star-graph"])
     data = f"`{domain['name']}` {json.dumps(domain.get('options', {}))}: {data}"
-    sampling = describe_sampling(run["sample"], conditional=domain["name"] == "star-graph")
     return f"""# {name}
 
 {summary}
@@ -99,13 +112,7 @@ Training command:
 {command}
 ```
 
-Measured on the packed folder with
-`loflex evaluate {name} -n {samples} --steps {sample_steps} --seed {seed}` ({sampling}):
-
-| metric | value |
-|---|---|
-{rows}
-"""
+{measured_section(name, run, metrics, samples, sample_steps, seed)}"""
 
 
 def main() -> None:
@@ -129,8 +136,7 @@ def main() -> None:
     steps, cpu_hours = training_figures(args.run_dir)
     run = json.loads((folder / "run.json").read_text())
     if args.confidence is not None:
-        run["sample"]["confidence"] = args.confidence
-        (folder / "run.json").write_text(json.dumps(run, indent=1) + "\n")
+        set_default_confidence(folder, run, args.confidence)
     metrics = evaluate(folder, args.samples, args.steps, args.seed)
     evaluation = {"num_samples": args.samples, "steps": args.steps, "seed": args.seed}
     params = count_parameters(folder / "model.safetensors")
