@@ -30,7 +30,19 @@ from loflex_molecules.representations import (
     decode_strict,
     encode_smiles,
 )
-from loflex_molecules.tokenize import BASE_TOKENS, detokenize, is_ring_number, tokenize
+from loflex_molecules.fragment_tokens import (
+    FRAGMENT_BASE_TOKENS,
+    FragmentTokenizer,
+    count_templates,
+    is_template,
+)
+from loflex_molecules.tokenize import (
+    BASE_TOKENS,
+    AtomTokenizer,
+    detokenize,
+    is_ring_number,
+    tokenize,
+)
 
 
 def _is_atom(token: str) -> bool:
@@ -80,6 +92,12 @@ class MoleculeDomain(Domain):
                  cache_dir: Path | None = None):
         super().__init__(options, state=state, cache_dir=cache_dir)
         self.rep = options.representation
+        if options.tokens == "fragments" and self.rep != "bracket-safe":
+            raise ConfigError(
+                f"tokens = 'fragments' needs representation = 'bracket-safe' (got '{self.rep}'); "
+                "set domain.options.representation = 'bracket-safe'"
+            )
+        self.tokenizer: AtomTokenizer | FragmentTokenizer = AtomTokenizer()
         if options.cache_dir is not None:
             self.data_cache = expand_home(options.cache_dir)
         elif cache_dir is not None:
@@ -103,13 +121,28 @@ class MoleculeDomain(Domain):
                 f"domain 'molecules' was trained with representation '{saved}' but the options "
                 f"say '{self.rep}'; set representation = '{saved}'"
             )
+        saved_tokens = state.get("tokens", "atoms")
+        if saved_tokens != self.options.tokens:
+            raise ConfigError(
+                f"domain 'molecules' was trained with tokens = '{saved_tokens}' but the options "
+                f"say '{self.options.tokens}'; set domain.options.tokens = '{saved_tokens}'"
+            )
         self.vocab = Vocabulary.from_json(state["vocab"])
+        if self.options.tokens == "fragments":
+            self.tokenizer = FragmentTokenizer.from_vocabulary(self.vocab.itos)
 
     def _build_vocab(self) -> Vocabulary:
+        base = list(BASE_TOKENS)
+        if self.options.tokens == "fragments":
+            counts = count_templates(represent(self.splits()["train"], self.rep)[0])
+            self.tokenizer = FragmentTokenizer(
+                shape for shape, n in counts.items()
+                if n >= self.options.fragment_min_count and is_template(shape))
+            base = FRAGMENT_BASE_TOKENS
         token_lists = [self._fit(tokens) or [] for tokens in self._tokenized("train")[0]]
-        token_lists.append(list(BASE_TOKENS))
+        token_lists.append(base)
         if self.options.fragment_tokens and self.rep != "smiles":
-            token_lists += [tokenize(p) for p in self._fragment_texts()]
+            token_lists += [self.tokenize(p) for p in self._fragment_texts()]
         return Vocabulary.build(token_lists)
 
     def _fragment_texts(self) -> list[str]:
@@ -118,7 +151,8 @@ class MoleculeDomain(Domain):
 
     def state_dict(self) -> dict:
         """Return the vocabulary and the representation (stored with checkpoints)."""
-        return {"vocab": self.vocab.to_json(), "representation": self.rep}
+        return {"vocab": self.vocab.to_json(), "representation": self.rep,
+                "tokens": self.options.tokens}
 
     # -- data ----------------------------------------------------------------
     def splits(self) -> dict[str, MoleculeSet]:
@@ -152,7 +186,7 @@ class MoleculeDomain(Domain):
         if split == "train" and self._train_tokens is not None:
             return self._train_tokens
         texts, smiles = represent(self.splits()[split], self.rep)
-        result = ([tokenize(t) for t in texts], smiles)
+        result = ([self.tokenize(t) for t in texts], smiles)
         if split == "train":
             self._train_tokens = result
         return result
@@ -179,7 +213,7 @@ class MoleculeDomain(Domain):
 
     def _random_example(self, smiles: str, seed: int) -> Example | None:
         try:
-            tokens = tokenize(encode_smiles(smiles, self.rep, seed))
+            tokens = self.tokenize(encode_smiles(smiles, self.rep, seed))
         except ValueError:
             return None
         if len(tokens) > self.options.max_length or any(t not in self.vocab for t in tokens):
@@ -201,11 +235,11 @@ class MoleculeDomain(Domain):
     # -- text and molecules --------------------------------------------------
     def tokenize(self, text: str) -> list[str]:
         """Split a SMILES / SAFE / BracketSAFE string into tokens (lossless)."""
-        return tokenize(text)
+        return self.tokenizer.tokenize(text)
 
     def detokenize(self, tokens: Sequence[str]) -> str:
         """Join tokens back into a string."""
-        return detokenize(tokens)
+        return self.tokenizer.detokenize(tokens)
 
     def to_smiles(self, ids: Sequence[int], strict: bool = False) -> str | None:
         """Decode ids to canonical SMILES (lenient by default), or None if invalid."""
@@ -230,8 +264,11 @@ class MoleculeDomain(Domain):
         from matplotlib.figure import Figure
         from rdkit.Chem.Draw import rdMolDraw2D
 
-        pieces = self.vocab.decode(list(prompt)) + self.vocab.decode(list(tokens))
-        marks = [math.nan] * len(self.vocab.decode(list(prompt))) + [float(v) for v in values]
+        written = self.vocab.decode(list(prompt)) + self.vocab.decode(list(tokens))
+        values = [math.nan] * len(self.vocab.decode(list(prompt))) + [float(v) for v in values]
+        expanded = self.tokenizer.pieces(written)
+        pieces = [piece for piece, _ in expanded]
+        marks = [values[source] for _, source in expanded]
         mol, atom_values = self._partial_mol(pieces, marks)
         if mol is None:
             return False

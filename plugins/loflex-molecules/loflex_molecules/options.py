@@ -14,6 +14,17 @@ class MoleculeOptions(Options):
     representation: Literal["safe", "bracket-safe", "smiles"] = Field(
         "safe", description="String form of molecules: SAFE, BracketSAFE (GenMol) or SMILES."
     )
+    tokens: Literal["atoms", "fragments"] = Field(
+        "atoms",
+        description="Token granularity: one token per atom, bond and ring number, or (with "
+        "representation = 'bracket-safe') one token per frequent fragment followed by its "
+        "attachment numbers; rare fragments are written atom by atom.",
+    )
+    fragment_min_count: int = Field(
+        2, gt=0,
+        description="With tokens = 'fragments': how often a fragment template must occur in "
+        "the training data to become one token.",
+    )
     path: str | None = Field(
         None,
         description="Molecule file (.csv, .smi, .txt, .sdf, .parquet, optionally .gz) or a "

@@ -62,3 +62,19 @@ def ring_token(value: int) -> str:
     if value < 100:
         return f"%{value}"
     return f"%({value})"
+
+
+class AtomTokenizer:
+    """The atom-level tokenizer as an object (the interface :class:`FragmentTokenizer` shares)."""
+
+    def tokenize(self, text: str) -> list[str]:
+        """Split ``text`` into atom-level tokens."""
+        return tokenize(text)
+
+    def pieces(self, tokens: Sequence[str]) -> list[tuple[str, int]]:
+        """Return each token with its own index (every token writes itself)."""
+        return [(token, i) for i, token in enumerate(tokens)]
+
+    def detokenize(self, tokens: Sequence[str]) -> str:
+        """Join tokens back into a string."""
+        return detokenize(tokens)
