@@ -129,6 +129,42 @@ def test_entries_differ_in_more_than_the_order(tmp_path, toy):
     assert (out / "flexmdm" / "run" / "metrics.jsonl").read_text() == before
 
 
+def test_entries_start_from_a_saved_model(tmp_path, toy):
+    """``init`` entries fine-tune a model's weights (any order on a uniform-order model)."""
+    from loflex.sampling.inference import load_model
+
+    fixed = [o for o in TINY if not o.startswith("order.")]
+    write_run(tmp_path / "base.toml", [*fixed, "order.name=uniform"])
+    assert main(["train", str(tmp_path / "base.toml"), "-o", str(tmp_path / "base"),
+                 "--no-progress"]) == 0
+    (tmp_path / "e.toml").write_text(
+        '[fine]\ninit = "base"\n\n'
+        '[learned]\ninit = "base"\nset = ["order.name=kumaraswamy", "order.options.layers=1", '
+        '"order.options.width=32", "order.options.heads=2"]\n\n'
+        '[fresh]\nrun = "base.toml"\n')
+    out = tmp_path / "exp"
+    assert main(["experiment", "--entries", str(tmp_path / "e.toml"), "--set", "train.steps=4",
+                 "--set", "train.lr=1e-5", "--budget-minutes", "5", "--eval-samples", "4",
+                 "--eval-steps", "4", "-o", str(out), "--no-progress"]) == 0
+    rows = json.loads((out / "results.json").read_text())["results"]
+    assert [(r["entry"], r["order"], r.get("init")) for r in rows] == [
+        ("fine", "uniform", str(tmp_path / "base")),
+        ("learned", "kumaraswamy", str(tmp_path / "base")), ("fresh", "uniform", None)]
+    assert (out / "results.md").read_text().startswith("| entry | order | init |")
+
+    def generator(folder):
+        return load_model(folder).model.generator.state_dict()
+
+    base = generator(tmp_path / "base")
+
+    def distance(folder):
+        other = generator(folder)
+        return sum(float((other[k] - v).abs().sum()) for k, v in base.items())
+
+    assert distance(out / "fine" / "run") < 0.05 * distance(out / "fresh" / "run")
+    assert distance(out / "learned" / "run") < 0.05 * distance(out / "fresh" / "run")
+
+
 def test_entry_option_names_run_files(tmp_path, toy):
     fixed = [o for o in TINY if not o.startswith("order.")]
     write_run(tmp_path / "a.toml", [*fixed, "order.name=uniform"])
@@ -148,7 +184,7 @@ def test_entries_file_without_run_uses_the_run_file(tmp_path, toy):
     (tmp_path / "e.toml").write_text('[one]\nset = ["order.name=uniform"]\n[two]\n')
     entries = read_entries(tmp_path / "e.toml", tmp_path / "base.toml")
     assert list(entries) == ["one", "two"]
-    assert entries["two"] == {"run": tmp_path / "base.toml", "set": []}
+    assert entries["two"] == {"run": tmp_path / "base.toml", "set": [], "init": None}
 
 
 @pytest.mark.parametrize("text, message", [
@@ -156,6 +192,7 @@ def test_entries_file_without_run_uses_the_run_file(tmp_path, toy):
     ('[a]\nset = "train.lr=1"\n', "must be a list"),
     ('a = 3\n', "must be a table"),
     ('[a]\nset = []\n', "names no run file"),
+    ('[a]\ninit = 3\n', "must be a model name"),
     ('["../up"]\nrun = "r.toml"\n', "cannot name a directory"),
     ('', "lists no entries"),
 ])

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 from loflex import load_run
-from loflex.commands.model import fine_tuning
 from loflex.config import validate_run
 from loflex.training.experiment import entry_runs, read_entries
+from loflex.training.fine_tuning import fine_tuning
 from loflex.training.memory import parameter_count
 
 RUNS = Path(__file__).resolve().parents[1] / "docs" / "runs"

@@ -3,9 +3,11 @@
     python docs/scripts/strict_failures.py SAMPLES.jsonl [--examples 5]
 
 SAMPLES.jsonl is what ``loflex sample`` writes for a molecule model (one ``{"text": ...}``
-per line, SAFE). A sample is strictly valid when the whole string decodes into one
+per line, SAFE or BracketSAFE). A sample is strictly valid when the whole string decodes into one
 connected molecule. Otherwise it is counted under the first reason that applies:
 
+- a fragment token lacks some of its attachment numbers (fragment tokens only: its text
+  keeps a ``<*>`` placeholder);
 - a fragment fails on its own, by RDKit's complaint about it (each fragment's unpaired
   attachment numbers are capped with a dummy atom first): ``aromatic ring`` (it cannot be
   kekulised, e.g. a ring of five or seven aromatic carbons), ``valence``, ``syntax``
@@ -22,6 +24,8 @@ import re
 from collections import Counter
 
 import safe as sf
+from loflex_molecules.fragment_tokens import PLACEHOLDER
+from loflex_molecules.representations import bracket_to_safe
 from rdkit import Chem, RDLogger
 
 RDLogger.DisableLog("rdApp.*")
@@ -55,7 +59,10 @@ def fragment_failure(fragment: str) -> str | None:
 
 
 def failure(text: str) -> str | None:
-    """The first reason ``text`` (SAFE) is not strictly valid, or None when it is."""
+    """The first reason ``text`` (SAFE or BracketSAFE) is not strictly valid, or None."""
+    if PLACEHOLDER in text:
+        return "fragment token without all its attachment numbers"
+    text = bracket_to_safe(text) if "<" in text else text
     for fragment in text.split("."):
         reason = fragment_failure(fragment)
         if reason is not None:

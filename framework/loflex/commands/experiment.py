@@ -29,7 +29,8 @@ def add_commands(sub) -> None:
                    help="an entry trained from its own run file (repeatable)")
     p.add_argument("--entries", type=Path, default=None, metavar="ENTRIES.toml",
                    help="entries file: one [NAME] table per entry with run = \"RUN.toml\" "
-                   "(relative to the file) and set = [\"section.key=value\", ...]")
+                   "(relative to the file), set = [\"section.key=value\", ...] and init = "
+                   "\"MODEL\" (start from a model's weights)")
     p.add_argument("--budget-minutes", type=float, required=True,
                    help="training minutes per entry (optimiser steps only)")
     p.add_argument("--eval-samples", type=int, default=500, help="test samples per entry")
@@ -43,8 +44,9 @@ def add_commands(sub) -> None:
     p.set_defaults(handler=cmd_experiment)
 
 
-def experiment_runs(args) -> dict[str, dict]:
-    """Return entry name -> validated run for the command's --orders/--entry/--entries."""
+def experiment_runs(args) -> tuple[dict[str, dict], dict[str, str]]:
+    """Return entry name -> validated run for the command's --orders/--entry/--entries,
+    and entry name -> the model it starts from (entries file ``init``)."""
     from loflex.training.experiment import entry_runs, entry_specs, order_runs, read_entries
 
     if args.orders is not None and (args.entry or args.entries):
@@ -52,19 +54,21 @@ def experiment_runs(args) -> dict[str, dict]:
                           "orders as entries instead (set = [\"order.name=NAME\"])")
     if args.entry or args.entries:
         specs = [entry_specs(text) for text in args.entry]
-        entries = {name: {"run": Path(run_file), "set": []} for name, run_file in specs}
+        entries = {name: {"run": Path(run_file), "set": [], "init": None}
+                   for name, run_file in specs}
         if args.entries is not None:
             from_file = read_entries(args.entries, args.run_file)
             specs += [(name, "") for name in from_file]
             entries.update(from_file)
         _check_unique([name for name, _ in specs])
-        return entry_runs(entries, args.overrides)
+        inits = {name: spec["init"] for name, spec in entries.items() if spec["init"]}
+        return entry_runs(entries, args.overrides), inits
     if args.run_file is None:
         raise ConfigError("give the run file that every order shares, e.g. "
                           "loflex experiment RUN.toml --orders uniform,kumaraswamy ...")
     orders = [o.strip() for o in (args.orders or DEFAULT_ORDERS).split(",") if o.strip()]
     _check_unique(orders)
-    return order_runs(load_run(args.run_file, args.overrides), orders)
+    return order_runs(load_run(args.run_file, args.overrides), orders), {}
 
 
 def curve_metric(asked: str | None, runs: dict[str, dict]) -> str:
@@ -94,11 +98,11 @@ def _check_unique(names: list[str]) -> None:
 def cmd_experiment(args) -> int:
     from loflex.training.experiment import ExperimentSettings, markdown_table, run_experiment
 
-    runs = experiment_runs(args)  # every run validated before anything is written
+    runs, inits = experiment_runs(args)  # every run validated before anything is written
     settings = ExperimentSettings(
         entries=list(runs), budget_minutes=args.budget_minutes, eval_samples=args.eval_samples,
         eval_steps=args.eval_steps, curve_metric=curve_metric(args.curve_metric, runs),
-        seed=args.seed, runs=runs)
+        seed=args.seed, runs=runs, inits=inits)
     rows = run_experiment(args.output, settings, progress=show_progress(args))
     print(markdown_table(rows))
     print(f"\ncommand: loflex {' '.join(shlex.quote(a) for a in sys.argv[1:])}")

@@ -3,7 +3,9 @@ tabulate.
 
 An entry is a named run: one order of a shared run (``--orders``), or any run file
 with its own overrides (``--entry``, ``--entries``), so entries may differ in loss,
-generator or sampler as well as in the order. An experiment directory holds one
+generator or sampler as well as in the order. An entry of an entries file may also start
+from a saved model's weights (``init``, as ``loflex train --init``); the budget then
+counts the fine-tuning only. An experiment directory holds one
 sub-directory per entry (``<entry>/run`` is an ordinary run directory;
 ``<entry>/result.json`` marks the entry as finished), the settings in
 ``experiment.json``, and the results as ``results.md``, ``results.json`` and a
@@ -28,11 +30,12 @@ from loflex.config import Run, load_run, read_toml, validate_run
 from loflex.errors import ConfigError, LoflexError
 from loflex.sampling.inference import generate_all, load_model
 from loflex.training.checkpoint import atomic_write_text
+from loflex.training.fine_tuning import fine_tuning, starting_checkpoint
 from loflex.training.rundir import excerpt, kind_of, open_regular
 from loflex.training.train import train
 
 ENTRY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
-ENTRY_KEYS = {"run", "set"}
+ENTRY_KEYS = {"run", "set", "init"}
 SETTINGS_FIX = ("delete it and rerun the same command to write it again (finished entries are "
                 "kept), or choose another -o")
 RESULT_FIX = "delete it to train and evaluate that entry again"
@@ -50,6 +53,7 @@ class ExperimentSettings:
         seed: the seed every entry trains and samples with.
         runs: entry name -> its validated run as a JSON dictionary (budget and seed are
             applied on top).
+        inits: entry name -> the model it starts from (entries that fine-tune only).
     """
 
     entries: list[str]
@@ -59,6 +63,7 @@ class ExperimentSettings:
     curve_metric: str = "exact_match"
     seed: int = 0
     runs: dict[str, dict] = field(default_factory=dict)
+    inits: dict[str, str] = field(default_factory=dict)
 
 
 def check_entry_name(name: str) -> str:
@@ -90,11 +95,14 @@ def entry_specs(text: str) -> tuple[str, str]:
 
 
 def read_entries(path: str | Path, default_run: str | Path | None = None) -> dict[str, dict]:
-    """Read an entries file: ``[NAME]`` tables with ``run`` (a run file) and ``set`` (overrides).
+    """Read an entries file: ``[NAME]`` tables with ``run`` (a run file), ``set``
+    (overrides) and ``init`` (a model to start from: name, run or checkpoint directory).
 
     A relative ``run`` is relative to the entries file; an entry without ``run`` uses
-    ``default_run``. Returns name -> ``{"run": path or None, "set": [overrides]}`` in file
-    order.
+    ``default_run`` (an ``init`` entry may have neither: it takes the model's run). A
+    relative ``init`` path is relative to the entries file; a model name is kept as it is.
+    Returns name -> ``{"run": path or None, "set": [overrides], "init": model or None}``
+    in file order.
     """
     path = Path(path)
     data = read_toml(path)
@@ -109,7 +117,7 @@ def read_entries(path: str | Path, default_run: str | Path | None = None) -> dic
         unknown = sorted(set(spec) - ENTRY_KEYS)
         if unknown:
             raise ConfigError(f"entries file '{path}': entry '{name}' has unknown key "
-                              f"'{unknown[0]}'; an entry takes only 'run' and 'set'")
+                              f"'{unknown[0]}'; an entry takes only 'run', 'set' and 'init'")
         overrides = spec.get("set", [])
         if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
             raise ConfigError(f"entries file '{path}': '{name}.set' must be a list of "
@@ -117,18 +125,40 @@ def read_entries(path: str | Path, default_run: str | Path | None = None) -> dic
         run = spec.get("run")
         if run is not None and not isinstance(run, str):
             raise ConfigError(f"entries file '{path}': '{name}.run' must be a run file path")
-        if run is None and default_run is None:
+        init = spec.get("init")
+        if init is not None and not isinstance(init, str):
+            raise ConfigError(f"entries file '{path}': '{name}.init' must be a model name or "
+                              "a run directory")
+        if run is None and default_run is None and init is None:
             raise ConfigError(f"entries file '{path}': entry '{name}' names no run file; add "
                               "run = \"RUN.toml\" or pass a run file before --entries")
         entries[name] = {"run": path.parent / run if run is not None else default_run,
-                         "set": overrides}
+                         "set": overrides, "init": _model_reference(path.parent, init)}
     return entries
 
 
+def _model_reference(base: Path, init: str | None) -> str | None:
+    """``init`` as a path relative to ``base`` when that path exists, else as written."""
+    if init is None or Path(init).is_absolute() or not (base / init).exists():
+        return init
+    return str(base / init)
+
+
 def entry_runs(entries: dict[str, dict], overrides: list[str]) -> dict[str, dict]:
-    """Load and validate every entry's run: its file, then ``overrides``, then its own ``set``."""
-    return {name: load_run(spec["run"], [*overrides, *spec["set"]]).model_dump(mode="json")
-            for name, spec in entries.items()}
+    """Load and validate every entry's run: its file, then ``overrides``, then its own ``set``.
+
+    An entry with ``init`` takes the model's architecture and sampler first, as
+    ``loflex train --init`` does.
+    """
+    runs = {}
+    for name, spec in entries.items():
+        sets = [*overrides, *spec["set"]]
+        if spec.get("init") is not None:
+            run = fine_tuning(spec["init"], spec["run"], sets)[1]
+        else:
+            run = load_run(spec["run"], sets)
+        runs[name] = run.model_dump(mode="json")
+    return runs
 
 
 def entry_run(name: str, settings: ExperimentSettings) -> Run:
@@ -141,6 +171,7 @@ def entry_run(name: str, settings: ExperimentSettings) -> Run:
 
 def _upgrade(saved: dict[str, Any]) -> dict[str, Any]:
     """Read the settings of an experiment written before entries (``orders`` + one ``run``)."""
+    saved = {"inits": {}, **saved}  # written before entries could start from a model
     if "orders" not in saved or "run" not in saved:
         return saved
     if not _strings(saved["orders"]) or not isinstance(saved["run"], dict):
@@ -172,6 +203,8 @@ SETTING_CHECKS = {
     "seed": (_integer, "an integer"),
     "runs": (lambda v: isinstance(v, dict) and all(isinstance(r, dict) for r in v.values()),
              "a table of runs"),
+    "inits": (lambda v: isinstance(v, dict) and all(isinstance(r, str) for r in v.values()),
+              "a table of model names"),
 }
 
 
@@ -249,14 +282,17 @@ def run_entry(out: Path, name: str, settings: ExperimentSettings, progress: bool
     run = entry_run(name, settings)
     run_dir = folder / "run"
     resume = any((run_dir / "checkpoints").glob("step-*"))
+    init = settings.inits.get(name)
+    start = starting_checkpoint(init) if init is not None and not resume else None
     started = time.time()
-    trained = train(run, run_dir, resume=resume, progress=progress)
+    trained = train(run, run_dir, resume=resume, progress=progress, init=start)
     loaded = load_model(run_dir)
     sample = loaded.run.sample.model_copy(update={"num_samples": settings.eval_samples,
                                                   "steps": settings.eval_steps})
     samples = generate_all(loaded.model, sample, seed=settings.seed)
     metrics = loaded.model.domain.metrics(samples)
-    row = {"entry": name, "order": run.order.name, **metrics, "train_steps": trained.step,
+    row = {"entry": name, "order": run.order.name, **({"init": init} if init else {}),
+           **metrics, "train_steps": trained.step,
            "train_minutes": trained.train_seconds / 60,
            "wall_minutes": (time.time() - started) / 60, "eval_samples": len(samples)}
     atomic_write_text(result_path, json.dumps(row, indent=1))
@@ -289,7 +325,7 @@ def _record(line: str) -> dict:
 
 def markdown_table(rows: list[dict]) -> str:
     """Render result rows as a Markdown table (entry and order first, metrics as columns)."""
-    first = [c for c in ("entry", "order") if any(c in r for r in rows)]
+    first = [c for c in ("entry", "order", "init") if any(c in r for r in rows)]
     columns = first + sorted({k for r in rows for k in r} - set(first), key=_column_rank)
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:

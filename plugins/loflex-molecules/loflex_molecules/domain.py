@@ -14,13 +14,19 @@ from typing import Any
 
 from loflex.contracts import Domain, Example, Generated
 from loflex.contracts.options import expand_home
-from loflex.contracts.vocab import Vocabulary
+from loflex.contracts.vocab import SPECIAL_TOKENS, Vocabulary
 from loflex.errors import ConfigError, LoflexError
 from rdkit import Chem
 
 from loflex_molecules import fragments as frag
 from loflex_molecules.data import MoleculeSet, default_cache_dir, load_splits, represent
 from loflex_molecules.export import export_molecules
+from loflex_molecules.fragment_tokens import (
+    FRAGMENT_BASE_TOKENS,
+    FragmentTokenizer,
+    count_templates,
+    is_template,
+)
 from loflex_molecules.metrics import denovo_metrics
 from loflex_molecules.moses import MosesReference
 from loflex_molecules.options import MoleculeOptions
@@ -29,12 +35,6 @@ from loflex_molecules.representations import (
     decode_lenient,
     decode_strict,
     encode_smiles,
-)
-from loflex_molecules.fragment_tokens import (
-    FRAGMENT_BASE_TOKENS,
-    FragmentTokenizer,
-    count_templates,
-    is_template,
 )
 from loflex_molecules.tokenize import (
     BASE_TOKENS,
@@ -129,7 +129,8 @@ class MoleculeDomain(Domain):
             )
         self.vocab = Vocabulary.from_json(state["vocab"])
         if self.options.tokens == "fragments":
-            self.tokenizer = FragmentTokenizer.from_vocabulary(self.vocab.itos)
+            self.tokenizer = FragmentTokenizer.from_vocabulary(
+                self.vocab.itos[len(SPECIAL_TOKENS):])
 
     def _build_vocab(self) -> Vocabulary:
         base = list(BASE_TOKENS)

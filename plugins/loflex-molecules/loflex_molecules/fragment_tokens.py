@@ -68,7 +68,8 @@ class FragmentTokenizer:
 
     @classmethod
     def from_vocabulary(cls, tokens: Iterable[str]) -> FragmentTokenizer:
-        """The tokenizer whose templates are the whole-fragment tokens of a vocabulary."""
+        """The tokenizer whose templates are the whole-fragment tokens among a vocabulary's
+        data tokens (special tokens excluded)."""
         return cls(t for t in tokens if is_template(t))
 
     def tokenize(self, text: str) -> list[str]:
