@@ -26,8 +26,8 @@ MODELS = ("molecules-flexmdm", "star-easy-flexmdm", "star-medium-flexmdm")
 
 
 def kind(path: Path) -> str:
-    """``run`` (a whole run), ``entries`` (a table per experiment entry, each with ``run``
-    or ``set``) or ``init`` (settings laid over a model's: a header line
+    """``run`` (a whole run), ``entries`` (a table per experiment entry, each with ``run``,
+    ``set`` or ``init``) or ``init`` (settings laid over a model's: a header line
     ``#   loflex train --init MODEL ...``)."""
     text = path.read_text(encoding="utf-8")
     data = tomllib.loads(text)
@@ -35,7 +35,7 @@ def kind(path: Path) -> str:
         return "init"
     if "domain" in data:
         return "run"
-    if all(isinstance(v, dict) and set(v) <= {"run", "set"} for v in data.values()):
+    if all(isinstance(v, dict) and set(v) <= {"run", "set", "init"} for v in data.values()):
         return "entries"
     return "init"
 
@@ -69,7 +69,10 @@ def test_a_run_file_validates_and_builds(path):
 
 @pytest.mark.parametrize("path", of_kind("entries"), ids=ids)
 def test_an_entries_file_names_valid_runs(path):
-    runs = entry_runs(read_entries(path), [])
+    entries = read_entries(path)
+    for spec in entries.values():
+        assert spec["init"] is None or spec["init"] in MODELS, f"{spec['init']} is not shipped"
+    runs = entry_runs(entries, [])
     assert len(runs) >= 2
     for data in runs.values():
         assert parameter_count(validate_run(data)) > 0
