@@ -15,7 +15,7 @@ from typing import Any
 from loflex.contracts import Domain, Example, Generated
 from loflex.contracts.options import expand_home
 from loflex.contracts.vocab import SPECIAL_TOKENS, Vocabulary
-from loflex.errors import ConfigError, LoflexError
+from loflex.errors import ConfigError, DataError, LoflexError
 from rdkit import Chem
 
 from loflex_molecules import fragments as frag
@@ -26,6 +26,12 @@ from loflex_molecules.fragment_tokens import (
     FragmentTokenizer,
     count_templates,
     is_template,
+)
+from loflex_molecules.fragment_tree import (
+    TREE_BASE_TOKENS,
+    FragmentTreeTokenizer,
+    count_marked_templates,
+    is_fragment_token,
 )
 from loflex_molecules.metrics import denovo_metrics
 from loflex_molecules.moses import MosesReference
@@ -43,6 +49,13 @@ from loflex_molecules.tokenize import (
     is_ring_number,
     tokenize,
 )
+
+# tokens option -> (tokenizer class, template counter, template test, base tokens)
+FRAGMENT_TOKENIZERS = {
+    "fragments": (FragmentTokenizer, count_templates, is_template, FRAGMENT_BASE_TOKENS),
+    "fragment-tree": (FragmentTreeTokenizer, count_marked_templates, is_fragment_token,
+                      TREE_BASE_TOKENS),
+}
 
 
 def _is_atom(token: str) -> bool:
@@ -92,12 +105,13 @@ class MoleculeDomain(Domain):
                  cache_dir: Path | None = None):
         super().__init__(options, state=state, cache_dir=cache_dir)
         self.rep = options.representation
-        if options.tokens == "fragments" and self.rep != "bracket-safe":
+        if options.tokens != "atoms" and self.rep != "bracket-safe":
             raise ConfigError(
-                f"tokens = 'fragments' needs representation = 'bracket-safe' (got '{self.rep}'); "
-                "set domain.options.representation = 'bracket-safe'"
+                f"tokens = '{options.tokens}' needs representation = 'bracket-safe' (got "
+                f"'{self.rep}'); set domain.options.representation = 'bracket-safe'"
             )
-        self.tokenizer: AtomTokenizer | FragmentTokenizer = AtomTokenizer()
+        self.tokenizer: AtomTokenizer | FragmentTokenizer | FragmentTreeTokenizer = \
+            AtomTokenizer()
         if options.cache_dir is not None:
             self.data_cache = expand_home(options.cache_dir)
         elif cache_dir is not None:
@@ -128,21 +142,21 @@ class MoleculeDomain(Domain):
                 f"say '{self.options.tokens}'; set domain.options.tokens = '{saved_tokens}'"
             )
         self.vocab = Vocabulary.from_json(state["vocab"])
-        if self.options.tokens == "fragments":
-            self.tokenizer = FragmentTokenizer.from_vocabulary(
-                self.vocab.itos[len(SPECIAL_TOKENS):])
+        if self.options.tokens in FRAGMENT_TOKENIZERS:
+            tokenizer = FRAGMENT_TOKENIZERS[self.options.tokens][0]
+            self.tokenizer = tokenizer.from_vocabulary(self.vocab.itos[len(SPECIAL_TOKENS):])
 
     def _build_vocab(self) -> Vocabulary:
         base = list(BASE_TOKENS)
-        if self.options.tokens == "fragments":
-            counts = count_templates(represent(self.splits()["train"], self.rep)[0])
-            self.tokenizer = FragmentTokenizer(
-                shape for shape, n in counts.items()
-                if n >= self.options.fragment_min_count and is_template(shape))
-            base = FRAGMENT_BASE_TOKENS
+        if self.options.tokens in FRAGMENT_TOKENIZERS:
+            tokenizer, count, is_whole, base = FRAGMENT_TOKENIZERS[self.options.tokens]
+            counts = count(represent(self.splits()["train"], self.rep)[0])
+            self.tokenizer = tokenizer(shape for shape, n in counts.items()
+                                       if n >= self.options.fragment_min_count and is_whole(shape))
         token_lists = [self._fit(tokens) or [] for tokens in self._tokenized("train")[0]]
-        token_lists.append(base)
-        if self.options.fragment_tokens and self.rep != "smiles":
+        token_lists.append(list(base))
+        if self.options.fragment_tokens and self.options.tokens != "fragment-tree" and \
+                self.rep != "smiles":
             token_lists += [self.tokenize(p) for p in self._fragment_texts()]
         return Vocabulary.build(token_lists)
 
@@ -187,7 +201,8 @@ class MoleculeDomain(Domain):
         if split == "train" and self._train_tokens is not None:
             return self._train_tokens
         texts, smiles = represent(self.splits()[split], self.rep)
-        result = ([self.tokenize(t) for t in texts], smiles)
+        written = [(self._written(t), smi) for t, smi in zip(texts, smiles)]
+        result = ([t for t, _ in written if t], [smi for t, smi in written if t])
         if split == "train":
             self._train_tokens = result
         return result
@@ -234,9 +249,26 @@ class MoleculeDomain(Domain):
                   file=sys.stderr)
 
     # -- text and molecules --------------------------------------------------
+    def _written(self, text: str) -> list[str]:
+        """The tokens of a data text; empty when fragment-tree tokens cannot write it."""
+        try:
+            return self.tokenizer.tokenize(text)
+        except ValueError:
+            return []
+
     def tokenize(self, text: str) -> list[str]:
-        """Split a SMILES / SAFE / BracketSAFE string into tokens (lossless)."""
-        return self.tokenizer.tokenize(text)
+        """Split a SMILES / SAFE / BracketSAFE string into tokens (lossless).
+
+        Raises:
+            DataError: fragment-tree tokens and a text that is not one tree of fragments
+                (e.g. a fragment prompt).
+        """
+        try:
+            return self.tokenizer.tokenize(text)
+        except ValueError as exc:
+            raise DataError(f"cannot write {text[:60]!r} as a fragment tree ({exc}); "
+                            "fragment-tree tokens take whole molecules only, use tokens = "
+                            "'fragments' for fragment prompts") from None
 
     def detokenize(self, tokens: Sequence[str]) -> str:
         """Join tokens back into a string."""

@@ -24,16 +24,16 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
-from loflex_molecules.tokenize import BASE_TOKENS
+from loflex_molecules.tokenize import BASE_TOKENS, ring_token
 from loflex_molecules.tokenize import tokenize as atom_tokens
 
 PLACEHOLDER = "<*>"
-ATTACHMENT = re.compile(r"<\d+>")
+ATTACHMENT = re.compile(r"<(?:\d|%\d{2}|%\(\d+\))>")  # <7>, <%12>, <%(123)>
 MOST_ATTACHMENTS = 20
 # Every fragment vocabulary holds these, so any BracketSAFE string of drug-like size
 # and the atom-level spelling of a rare fragment stay encodable.
 FRAGMENT_BASE_TOKENS = [t for t in BASE_TOKENS if t not in ("<", ">")] + [
-    f"<{k}>" for k in range(1, MOST_ATTACHMENTS + 1)
+    f"<{ring_token(k)}>" for k in range(1, MOST_ATTACHMENTS + 1)
 ]
 
 
@@ -113,7 +113,7 @@ class FragmentTokenizer:
 def _atom_level(fragment: str) -> list[str]:
     """Atom-level tokens of a BracketSAFE fragment, each ``<k>`` and ``<*>`` one token."""
     out: list[str] = []
-    for chunk in re.split(r"(<\d+>|<\*>)", fragment):
+    for chunk in re.split(rf"({ATTACHMENT.pattern}|<\*>)", fragment):
         if ATTACHMENT.fullmatch(chunk) or chunk == PLACEHOLDER:
             out.append(chunk)
         elif chunk:

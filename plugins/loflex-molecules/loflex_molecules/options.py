@@ -14,15 +14,16 @@ class MoleculeOptions(Options):
     representation: Literal["safe", "bracket-safe", "smiles"] = Field(
         "safe", description="String form of molecules: SAFE, BracketSAFE (GenMol) or SMILES."
     )
-    tokens: Literal["atoms", "fragments"] = Field(
+    tokens: Literal["atoms", "fragments", "fragment-tree"] = Field(
         "atoms",
-        description="Token granularity: one token per atom, bond and ring number, or (with "
-        "representation = 'bracket-safe') one token per frequent fragment followed by its "
-        "attachment numbers; rare fragments are written atom by atom.",
+        description="Token granularity: one token per atom, bond and ring number; or (with "
+        "representation = 'bracket-safe') one token per frequent fragment, followed by its "
+        "attachment numbers ('fragments') or by one { ... } group per bonded subtree "
+        "('fragment-tree', no numbers to pair); rare fragments are written atom by atom.",
     )
     fragment_min_count: int = Field(
         2, gt=0,
-        description="With tokens = 'fragments': how often a fragment template must occur in "
+        description="With fragment tokens: how often a fragment template must occur in "
         "the training data to become one token.",
     )
     path: str | None = Field(

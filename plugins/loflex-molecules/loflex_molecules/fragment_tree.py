@@ -1,0 +1,221 @@
+"""Fragment-tree tokens: a BracketSAFE molecule written as its tree of fragments.
+
+SAFE's fragments are joined by acyclic bonds, so they form a tree; BracketSAFE names
+each bond by a number ``<k>`` written in both fragments it joins. Fragment-tree tokens
+write the same molecule without numbers. Starting from the first fragment, each fragment
+is written as its template (:func:`loflex_molecules.fragment_tokens.template`) with the
+attachment point to its parent marked ``<^>`` (the others stay ``<*>``), then one group
+``{ ... }`` per ``<*>``, in the order they are written, holding the subtree bonded there:
+
+    c1<1>cccc<2>c1.C<1><3>=O.N<3>C.CC<2>
+    ->  [c1<*>cccc<*>c1] { [C<^><*>=O] { [N<^>C] } } { [CC<^>] }
+
+A template seen at least ``min_count`` times in training is one token; a rarer one is
+written with atom-level tokens (``<*>`` and ``<^>`` one token each). Pairing bonds is
+then a matter of nesting: a well-formed sequence (as many groups as ``<*>``, one ``<^>``
+per group's fragment) always joins into one connected molecule.
+
+Joining tokens back numbers the bonds depth first and gives BracketSAFE text. A fragment
+with fewer groups than ``<*>`` keeps a ``<*>``; a surplus group, or a group whose fragment
+has no ``<^>``, leaves a number written once. Such text does not decode strictly, which is
+how a malformed sample counts as invalid.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from loflex_molecules.fragment_tokens import ATTACHMENT, PLACEHOLDER, template
+from loflex_molecules.tokenize import BASE_TOKENS, ring_token
+from loflex_molecules.tokenize import tokenize as atom_tokens
+
+PARENT = "<^>"
+OPEN, CLOSE = "{", "}"
+STRUCTURE = (PLACEHOLDER, PARENT, OPEN, CLOSE)
+MARKS = re.compile(r"(<\*>|<\^>)")
+# Every fragment-tree vocabulary holds these: atoms, bonds, branches and ring closures to
+# spell a rare fragment, its attachment marks, and the group braces.
+TREE_BASE_TOKENS = [t for t in BASE_TOKENS if t not in ("<", ">", ".")] + list(STRUCTURE)
+
+
+def is_fragment_token(token: str) -> bool:
+    """Whether ``token`` is a whole (marked) fragment template, not an atom or a mark."""
+    return token not in STRUCTURE and ATTACHMENT.fullmatch(token) is None and \
+        len(atom_tokens(token)) > 1
+
+
+@dataclass
+class _Node:
+    """One fragment of a parsed tree: its pieces (atom-level text, source token) and children."""
+
+    pieces: list[tuple[str, int]] = field(default_factory=list)
+    children: list[_Node] = field(default_factory=list)
+
+
+def marked_fragments(text: str) -> list[tuple[str, list[int]]]:
+    """Return the fragments of BracketSAFE ``text`` in tree order, each as (marked template,
+    child fragment indices into the returned list).
+
+    Raises:
+        ValueError: the bonds do not make one tree (a number not written exactly twice, a
+            fragment bonded to itself, or fragments not all connected).
+    """
+    parts = text.split(".")
+    slots = [ATTACHMENT.findall(part) for part in parts]
+    ends: dict[str, list[int]] = {}
+    for i, numbers in enumerate(slots):
+        for number in numbers:
+            ends.setdefault(number, []).append(i)
+    for number, where in ends.items():
+        if len(where) != 2 or where[0] == where[1]:
+            raise ValueError(f"bond {number} does not join two fragments in {text!r}")
+    out: list[tuple[str, list[int]]] = []
+    seen = {0}
+
+    def visit(i: int, parent_bond: str | None) -> None:
+        shape, children = _marked(parts[i], parent_bond), []
+        out.append((shape, children))
+        for number in slots[i]:
+            if number == parent_bond:
+                continue
+            child = next(j for j in ends[number] if j != i)
+            if child in seen:
+                raise ValueError(f"the fragments of {text!r} close a cycle")
+            seen.add(child)
+            children.append(len(out))
+            visit(child, number)
+
+    visit(0, None)
+    if len(seen) != len(parts):
+        raise ValueError(f"the fragments of {text!r} are not all connected")
+    return out
+
+
+def _marked(fragment: str, parent_bond: str | None) -> str:
+    """The fragment's template with its bond to the parent written ``<^>``."""
+    if parent_bond is None:
+        return template(fragment)
+    head, _, tail = fragment.partition(parent_bond)
+    return template(head) + PARENT + template(tail)
+
+
+def count_marked_templates(texts: Iterable[str]) -> Counter:
+    """Count the marked templates of BracketSAFE ``texts`` (those that form a tree)."""
+    counts: Counter = Counter()
+    for text in texts:
+        try:
+            counts.update(shape for shape, _ in marked_fragments(text))
+        except ValueError:
+            continue
+    return counts
+
+
+class FragmentTreeTokenizer:
+    """Tokenise BracketSAFE as a fragment tree, with the templates in ``templates`` as tokens.
+
+    Args:
+        templates: marked fragment templates written as one token.
+    """
+
+    def __init__(self, templates: Iterable[str]):
+        self.templates = frozenset(templates)
+        assert all(is_fragment_token(t) for t in self.templates), "templates span atom tokens"
+
+    @classmethod
+    def from_vocabulary(cls, tokens: Iterable[str]) -> FragmentTreeTokenizer:
+        """The tokenizer whose templates are the fragment tokens among a vocabulary's
+        data tokens (special tokens excluded)."""
+        return cls(t for t in tokens if is_fragment_token(t))
+
+    def tokenize(self, text: str) -> list[str]:
+        """Write BracketSAFE ``text`` as fragment-tree tokens.
+
+        Raises:
+            ValueError: the text's bonds do not make one tree (see :func:`marked_fragments`).
+        """
+        fragments = marked_fragments(text)
+        out: list[str] = []
+
+        def write(i: int) -> None:
+            shape, children = fragments[i]
+            out.extend([shape] if shape in self.templates else _atom_level(shape))
+            for child in children:
+                out.append(OPEN)
+                write(child)
+                out.append(CLOSE)
+
+        write(0)
+        return out
+
+    def pieces(self, tokens: Sequence[str]) -> list[tuple[str, int]]:
+        """Return the atom-level BracketSAFE pieces written by ``tokens``, each with the index
+        of the token that wrote it (a bond number: its fragment's; ``.``: the next fragment's).
+        """
+        roots, position = [], 0
+        while position < len(tokens):
+            node, position = _parse(tokens, position, self)
+            roots.append(node)
+            if position < len(tokens) and tokens[position] == CLOSE:  # a brace never opened
+                position += 1
+        fragments: list[list[tuple[str, int]]] = []
+        counter = itertools.count(1)
+        for root in roots:
+            _number(root, None, counter, fragments)
+        out: list[tuple[str, int]] = []
+        for k, fragment in enumerate(f for f in fragments if f):
+            if k:
+                out.append((".", fragment[0][1]))
+            out += fragment
+        return out
+
+    def detokenize(self, tokens: Sequence[str]) -> str:
+        """Join fragment-tree tokens back into BracketSAFE text (see the module docstring)."""
+        return "".join(piece for piece, _ in self.pieces(tokens))
+
+    def spell(self, token: str) -> list[str]:
+        """The atom-level pieces of one token (a template's, or the token itself)."""
+        return _atom_level(token) if token in self.templates else [token]
+
+
+def _atom_level(shape: str) -> list[str]:
+    """Atom-level tokens of a marked template, ``<*>`` and ``<^>`` one token each."""
+    out: list[str] = []
+    for chunk in MARKS.split(shape):
+        out += [chunk] if chunk in (PLACEHOLDER, PARENT) else atom_tokens(chunk)
+    return out
+
+
+def _parse(tokens: Sequence[str], start: int, tokenizer: FragmentTreeTokenizer
+           ) -> tuple[_Node, int]:
+    """Parse one fragment and its groups from ``start``; return it and the next position."""
+    node, i = _Node(), start
+    while i < len(tokens) and tokens[i] not in (OPEN, CLOSE):
+        node.pieces += [(piece, i) for piece in tokenizer.spell(tokens[i])]
+        i += 1
+    while i < len(tokens) and tokens[i] == OPEN:
+        child, i = _parse(tokens, i + 1, tokenizer)
+        node.children.append(child)
+        if i < len(tokens) and tokens[i] == CLOSE:
+            i += 1
+    return node, i
+
+
+def _number(node: _Node, parent_bond: str | None, counter, out: list) -> None:
+    """Append ``node``'s fragment (and its subtree's) with bond numbers filled in, depth first."""
+    bonds = [f"<{ring_token(next(counter))}>" for _ in node.children]
+    pieces, free, parent_done = [], iter(bonds), parent_bond is None
+    for piece, source in node.pieces:
+        if piece == PARENT and not parent_done:
+            pieces.append((parent_bond, source))
+            parent_done = True
+        elif piece == PLACEHOLDER:
+            pieces.append((next(free, PLACEHOLDER), source))
+        else:
+            pieces.append((piece, source))
+    out.append(pieces)
+    for child, bond in zip(node.children, bonds):
+        _number(child, bond, counter, out)
