@@ -23,7 +23,7 @@ RING = "c1<*>cccc<*>c1"
 
 
 def test_template_replaces_every_attachment_number():
-    assert template("c1<12>cccc<2>c1") == RING
+    assert template("c1<%12>cccc<2>c1") == RING
     assert template("CCO") == "CCO"
     assert count_templates([TEXT, "CC<1>.CC<1>"]) == {
         RING: 1, "c1<*>ccn<*>n1": 1, "c1<*>ccccn1": 1, "C<*><*>=O": 1, "CC<*>": 3,
@@ -97,7 +97,7 @@ def test_fragment_domain_vocabulary_holds_frequent_templates_only(fragment_domai
     counts = count_templates(texts)
     templates = fragment_domain.tokenizer.templates
     assert templates == {t for t, n in counts.items() if n >= 3 and is_template(t)}
-    assert "<20>" in fragment_domain.vocab and "<" not in fragment_domain.vocab
+    assert "<%20>" in fragment_domain.vocab and "<" not in fragment_domain.vocab
 
 
 def test_fragment_domain_honours_the_domain_contract(fragment_domain):

@@ -1,0 +1,122 @@
+"""Fragment-tree tokens: a molecule as its tree of fragments, bonds written by nesting."""
+
+from __future__ import annotations
+
+import loflex
+import pytest
+from loflex import DataError, Domain
+from loflex.extension.testing import check_domain
+from loflex_molecules.domain import MoleculeDomain
+from loflex_molecules.fragment_tree import (
+    FragmentTreeTokenizer,
+    count_marked_templates,
+    is_fragment_token,
+    marked_fragments,
+)
+from loflex_molecules.representations import decode_strict, encode_smiles
+from rdkit import Chem
+
+# 3-ethyl-N-methylbenzamide: ring (root), amide carbon, N-methyl, ethyl
+TEXT = "c1<1>cccc<2>c1.C<1><3>=O.N<3>C.CC<2>"
+SMILES = Chem.CanonSmiles("CCc1cccc(C(=O)NC)c1")
+RING, AMIDE, AMINE, ETHYL = "c1<*>cccc<*>c1", "C<^><*>=O", "N<^>C", "CC<^>"
+TREE = [RING, "{", AMIDE, "{", AMINE, "}", "}", "{", ETHYL, "}"]
+
+
+def test_fragments_in_tree_order_with_the_parent_bond_marked():
+    assert marked_fragments(TEXT) == [(RING, [1, 3]), (AMIDE, [2]), (AMINE, []), (ETHYL, [])]
+    assert count_marked_templates([TEXT, "CC<1>.CC<1>"]) == {
+        RING: 1, AMIDE: 1, AMINE: 1, ETHYL: 2, "CC<*>": 1}
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("CC<1>.CC<2>", "does not join two fragments"),
+    ("C<1><1>C", "does not join two fragments"),
+    ("CC<1>.C<1>C<2>.C<2>C<3>.C<3>C<1>", "does not join two fragments"),
+    ("CC<1>.CC<1>.CC", "not all connected"),
+])
+def test_texts_that_are_not_one_tree_are_refused(text, problem):
+    with pytest.raises(ValueError, match=problem):
+        marked_fragments(text)
+
+
+def test_known_templates_are_one_token_and_the_tree_joins_back():
+    tokenizer = FragmentTreeTokenizer([RING, AMIDE, AMINE, ETHYL])
+    assert tokenizer.tokenize(TEXT) == TREE
+    assert tokenizer.detokenize(TREE) == TEXT  # bonds numbered depth first
+    assert decode_strict(tokenizer.detokenize(TREE), "bracket-safe") == SMILES
+
+
+def test_rare_templates_are_spelled_atom_by_atom():
+    tokenizer = FragmentTreeTokenizer([RING])
+    tokens = tokenizer.tokenize(TEXT)
+    assert tokens[:2] == [RING, "{"] and tokens[2:6] == ["C", "<^>", "<*>", "="]
+    assert decode_strict(tokenizer.detokenize(tokens), "bracket-safe") == SMILES
+
+
+@pytest.mark.parametrize("tokens", [
+    [RING, "{", AMIDE, "{", AMINE, "}", "}"],  # a <*> without its group
+    [RING, "{", AMIDE, "{", AMINE, "}", "}", "{", ETHYL, "}", "{", ETHYL, "}"],  # one too many
+    [RING, "{", AMIDE, "{", "CC", "}", "}", "{", ETHYL, "}"],  # a child without <^>
+    [AMINE, "{", ETHYL, "}"],  # a root with a parent mark, a group without a <*>
+    [RING, "{", AMIDE, "}", "}", "{", AMINE, "}"],  # a brace never opened
+])
+def test_malformed_trees_join_into_text_that_does_not_decode(tokens):
+    tokenizer = FragmentTreeTokenizer([RING, AMIDE, AMINE, ETHYL])
+    text = tokenizer.detokenize(tokens)
+    assert decode_strict(text, "bracket-safe") is None
+
+
+def test_an_unclosed_group_closes_at_the_end():
+    tokenizer = FragmentTreeTokenizer([RING, AMIDE, AMINE, ETHYL])
+    assert tokenizer.detokenize(TREE[:-1]) == TEXT
+
+
+def test_pieces_point_at_the_token_that_wrote_them():
+    tokenizer = FragmentTreeTokenizer([RING, AMIDE, AMINE, ETHYL])
+    pieces = tokenizer.pieces(TREE)
+    atoms = [source for piece, source in pieces if piece.isalpha()]
+    assert atoms == [0] * 6 + [2, 2] + [4, 4] + [8, 8]  # ring, C and O, N and C, C and C
+    assert "".join(p for p, _ in pieces) == TEXT
+
+
+def test_structure_tokens_are_not_templates():
+    assert is_fragment_token(RING) and is_fragment_token(AMINE)
+    assert not any(is_fragment_token(t) for t in ("<*>", "<^>", "{", "}", "<3>", "C", "Cl"))
+
+
+@pytest.fixture(scope="module")
+def tree_domain(small_csv, tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    return loflex.build(Domain, {"name": "molecules", "options": dict(
+        path=str(small_csv), column="smiles", representation="bracket-safe",
+        tokens="fragment-tree", fragment_min_count=3, cache_dir=str(cache), workers=1,
+        fcd=False)})
+
+
+def test_tree_domain_examples_decode_to_their_molecules(tree_domain):
+    splits = tree_domain.splits()
+    examples = tree_domain.examples("train")
+    assert len(examples) == len(splits["train"])  # every MOSES molecule is one tree
+    for ex, smiles in zip(examples[:100], splits["train"].smiles):
+        assert tree_domain.to_smiles(ex.target, strict=True) == smiles
+        assert tree_domain.encode(tree_domain.to_text(ex.target)) == ex.target
+    assert "<*>" in tree_domain.vocab and "{" in tree_domain.vocab and "." not in \
+        tree_domain.vocab
+
+
+def test_tree_domain_vocabulary_and_contract(tree_domain):
+    texts = [encode_smiles(s, "bracket-safe") for s in tree_domain.splits()["train"].smiles]
+    frequent = {t for t, n in count_marked_templates(texts).items()
+                if n >= 3 and is_fragment_token(t)}
+    restored = MoleculeDomain(tree_domain.options, state=tree_domain.state_dict())
+    assert restored.tokenizer.templates == frequent
+    check_domain(tree_domain, splits=("train", "test"))
+
+
+def test_tree_domain_refuses_fragment_prompts_with_the_fix(tree_domain, tmp_path):
+    with pytest.raises(DataError, match="use tokens = 'fragments' for fragment prompts"):
+        tree_domain.parse_prompt("[*]c1ccccc1")
+    example = tree_domain.examples("test")[0]
+    values = [i / len(example.target) for i in range(len(example.target))]
+    assert tree_domain.draw(example.target, values, tmp_path / "mol.png")
