@@ -6,8 +6,8 @@ SAMPLES.jsonl is what ``loflex sample`` writes for a molecule model (one ``{"tex
 per line, SAFE or BracketSAFE). A sample is strictly valid when the whole string decodes into one
 connected molecule. Otherwise it is counted under the first reason that applies:
 
-- a fragment token lacks some of its attachment numbers (fragment tokens only: its text
-  keeps a ``<*>`` placeholder);
+- an attachment point is left without its bond (fragment and fragment-tree tokens only:
+  the text keeps a ``<*>`` or ``<^>`` mark);
 - a fragment fails on its own, by RDKit's complaint about it (each fragment's unpaired
   attachment numbers are capped with a dummy atom first): ``aromatic ring`` (it cannot be
   kekulised, e.g. a ring of five or seven aromatic carbons), ``valence``, ``syntax``
@@ -25,6 +25,7 @@ from collections import Counter
 
 import safe as sf
 from loflex_molecules.fragment_tokens import PLACEHOLDER
+from loflex_molecules.fragment_tree import PARENT
 from loflex_molecules.representations import bracket_to_safe
 from rdkit import Chem, RDLogger
 
@@ -60,8 +61,8 @@ def fragment_failure(fragment: str) -> str | None:
 
 def failure(text: str) -> str | None:
     """The first reason ``text`` (SAFE or BracketSAFE) is not strictly valid, or None."""
-    if PLACEHOLDER in text:
-        return "fragment token without all its attachment numbers"
+    if PLACEHOLDER in text or PARENT in text:
+        return "attachment point left without its bond"
     text = bracket_to_safe(text) if "<" in text else text
     for fragment in text.split("."):
         reason = fragment_failure(fragment)
