@@ -10,6 +10,8 @@ PY=$(dirname "$(command -v "$LOFLEX")")/python
 [ -x "$PY" ] || PY=python3
 SAMPLES=${MAIN_JOB_SAMPLES:-200}
 STAR_STEPS=${MAIN_JOB_STAR_STEPS:-256}  # the steps the star-medium cards are measured at
+MOLECULES=${MAIN_JOB_MOLECULE_MODEL:-molecules-loflexmdm}
+MOLECULE_STEPS=${MAIN_JOB_MOLECULE_STEPS:-256}  # the steps the molecule cards are measured at
 if [ -e "$OUT" ] && [ -n "$(ls -A "$OUT")" ]; then
   echo "Error: $OUT is not empty; choose a new folder (make run RUN_DIR=...) so nothing in it is overwritten" >&2
   exit 1
@@ -20,10 +22,10 @@ echo "== Shipped models"
 "$LOFLEX" models
 
 echo
-echo "== Molecules: $SAMPLES de novo SAFE samples from molecules-loflexmdm"
-"$LOFLEX" sample molecules-loflexmdm -n "$SAMPLES" --seed 0 -o "$OUT/molecules.jsonl" \
-  --export "$OUT/molecules" --force > /dev/null
-"$LOFLEX" evaluate molecules-loflexmdm --samples "$OUT/molecules.jsonl" \
+echo "== Molecules: $SAMPLES de novo samples from $MOLECULES, $MOLECULE_STEPS sampler steps"
+"$LOFLEX" sample "$MOLECULES" -n "$SAMPLES" --steps "$MOLECULE_STEPS" --seed 0 \
+  -o "$OUT/molecules.jsonl" --export "$OUT/molecules" --force > /dev/null
+"$LOFLEX" evaluate "$MOLECULES" --samples "$OUT/molecules.jsonl" \
   -o "$OUT/molecules.json" --force > /dev/null
 "$PY" - "$OUT" <<'PY'
 import json, sys
