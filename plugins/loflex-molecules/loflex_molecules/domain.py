@@ -9,6 +9,7 @@ import random
 import sys
 from collections import Counter
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -50,11 +51,14 @@ from loflex_molecules.tokenize import (
     tokenize,
 )
 
-# tokens option -> (tokenizer class, template counter, template test, base tokens)
+# tokens option -> (tokenizer of a set of templates, template counter, template test,
+# base tokens)
 FRAGMENT_TOKENIZERS = {
     "fragments": (FragmentTokenizer, count_templates, is_template, FRAGMENT_BASE_TOKENS),
     "fragment-tree": (FragmentTreeTokenizer, count_marked_templates, is_fragment_token,
                       TREE_BASE_TOKENS),
+    "fragment-smiles": (partial(FragmentTreeTokenizer, inline_last=True), count_marked_templates,
+                        is_fragment_token, TREE_BASE_TOKENS),
 }
 
 
@@ -143,8 +147,9 @@ class MoleculeDomain(Domain):
             )
         self.vocab = Vocabulary.from_json(state["vocab"])
         if self.options.tokens in FRAGMENT_TOKENIZERS:
-            tokenizer = FRAGMENT_TOKENIZERS[self.options.tokens][0]
-            self.tokenizer = tokenizer.from_vocabulary(self.vocab.itos[len(SPECIAL_TOKENS):])
+            tokenizer, _, is_whole, _ = FRAGMENT_TOKENIZERS[self.options.tokens]
+            self.tokenizer = tokenizer(t for t in self.vocab.itos[len(SPECIAL_TOKENS):]
+                                       if is_whole(t))
 
     def _build_vocab(self) -> Vocabulary:
         base = list(BASE_TOKENS)
@@ -155,7 +160,7 @@ class MoleculeDomain(Domain):
                                        if n >= self.options.fragment_min_count and is_whole(shape))
         token_lists = [self._fit(tokens) or [] for tokens in self._tokenized("train")[0]]
         token_lists.append(list(base))
-        if self.options.fragment_tokens and self.options.tokens != "fragment-tree" and \
+        if self.options.fragment_tokens and self.options.tokens in ("atoms", "fragments") and \
                 self.rep != "smiles":
             token_lists += [self.tokenize(p) for p in self._fragment_texts()]
         return Vocabulary.build(token_lists)

@@ -66,12 +66,6 @@ class FragmentTokenizer:
         self.templates = frozenset(templates)
         assert all(is_template(t) for t in self.templates), "templates span several atom tokens"
 
-    @classmethod
-    def from_vocabulary(cls, tokens: Iterable[str]) -> FragmentTokenizer:
-        """The tokenizer whose templates are the whole-fragment tokens among a vocabulary's
-        data tokens (special tokens excluded)."""
-        return cls(t for t in tokens if is_template(t))
-
     def tokenize(self, text: str) -> list[str]:
         """Split BracketSAFE ``text`` into fragment, attachment, ``.`` and atom-level tokens."""
         out: list[str] = []

@@ -119,17 +119,17 @@ class FragmentTreeTokenizer:
 
     Args:
         templates: marked fragment templates written as one token.
+        inline_last: write each fragment's last subtree without braces, right after its
+            other groups, as SMILES continues its main chain (``fragment-smiles`` tokens):
+            a chain of fragments then needs no braces at all. A node is then one template
+            token or one run of atom-level tokens, so a spelled fragment whose last child is
+            spelled too keeps that child in braces.
     """
 
-    def __init__(self, templates: Iterable[str]):
+    def __init__(self, templates: Iterable[str], inline_last: bool = False):
         self.templates = frozenset(templates)
+        self.inline_last = inline_last
         assert all(is_fragment_token(t) for t in self.templates), "templates span atom tokens"
-
-    @classmethod
-    def from_vocabulary(cls, tokens: Iterable[str]) -> FragmentTreeTokenizer:
-        """The tokenizer whose templates are the fragment tokens among a vocabulary's
-        data tokens (special tokens excluded)."""
-        return cls(t for t in tokens if is_fragment_token(t))
 
     def tokenize(self, text: str) -> list[str]:
         """Write BracketSAFE ``text`` as fragment-tree tokens.
@@ -140,13 +140,19 @@ class FragmentTreeTokenizer:
         fragments = marked_fragments(text)
         out: list[str] = []
 
+        def whole(i: int) -> bool:
+            return fragments[i][0] in self.templates
+
         def write(i: int) -> None:
             shape, children = fragments[i]
-            out.extend([shape] if shape in self.templates else _atom_level(shape))
-            for child in children:
+            out.extend([shape] if whole(i) else _atom_level(shape))
+            inline = self.inline_last and children and (whole(i) or whole(children[-1]))
+            for child in children[:-1] if inline else children:
                 out.append(OPEN)
                 write(child)
                 out.append(CLOSE)
+            if inline:
+                write(children[-1])
 
         write(0)
         return out
@@ -180,6 +186,14 @@ class FragmentTreeTokenizer:
         """The atom-level pieces of one token (a template's, or the token itself)."""
         return _atom_level(token) if token in self.templates else [token]
 
+    def ends_node(self, tokens: Sequence[str], i: int, start: int) -> bool:
+        """Whether the fragment begun at ``start`` ends before token ``i``."""
+        if tokens[i] in (OPEN, CLOSE):
+            return True
+        if not self.inline_last or i == start:
+            return False
+        return tokens[start] in self.templates or tokens[i] in self.templates
+
 
 def _atom_level(shape: str) -> list[str]:
     """Atom-level tokens of a marked template, ``<*>`` and ``<^>`` one token each."""
@@ -193,7 +207,7 @@ def _parse(tokens: Sequence[str], start: int, tokenizer: FragmentTreeTokenizer
            ) -> tuple[_Node, int]:
     """Parse one fragment and its groups from ``start``; return it and the next position."""
     node, i = _Node(), start
-    while i < len(tokens) and tokens[i] not in (OPEN, CLOSE):
+    while i < len(tokens) and not tokenizer.ends_node(tokens, i, start):
         node.pieces += [(piece, i) for piece in tokenizer.spell(tokens[i])]
         i += 1
     while i < len(tokens) and tokens[i] == OPEN:
@@ -201,6 +215,9 @@ def _parse(tokens: Sequence[str], start: int, tokenizer: FragmentTreeTokenizer
         node.children.append(child)
         if i < len(tokens) and tokens[i] == CLOSE:
             i += 1
+    if tokenizer.inline_last and i < len(tokens) and tokens[i] != CLOSE:
+        child, i = _parse(tokens, i, tokenizer)  # the last subtree, written inline
+        node.children.append(child)
     return node, i
 
 

@@ -14,12 +14,13 @@ class MoleculeOptions(Options):
     representation: Literal["safe", "bracket-safe", "smiles"] = Field(
         "safe", description="String form of molecules: SAFE, BracketSAFE (GenMol) or SMILES."
     )
-    tokens: Literal["atoms", "fragments", "fragment-tree"] = Field(
+    tokens: Literal["atoms", "fragments", "fragment-tree", "fragment-smiles"] = Field(
         "atoms",
         description="Token granularity: one token per atom, bond and ring number; or (with "
         "representation = 'bracket-safe') one token per frequent fragment, followed by its "
-        "attachment numbers ('fragments') or by one { ... } group per bonded subtree "
-        "('fragment-tree', no numbers to pair); rare fragments are written atom by atom.",
+        "attachment numbers ('fragments'), or by one { ... } group per bonded subtree "
+        "('fragment-tree', no numbers to pair), or with the last subtree written inline as "
+        "SMILES continues a chain ('fragment-smiles'); rare fragments are written atom by atom.",
     )
     fragment_min_count: int = Field(
         2, gt=0,

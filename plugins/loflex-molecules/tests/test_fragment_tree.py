@@ -120,3 +120,49 @@ def test_tree_domain_refuses_fragment_prompts_with_the_fix(tree_domain, tmp_path
     example = tree_domain.examples("test")[0]
     values = [i / len(example.target) for i in range(len(example.target))]
     assert tree_domain.draw(example.target, values, tmp_path / "mol.png")
+
+
+# fragment-smiles: the last subtree of each fragment continues inline, as a SMILES chain
+SMILES_TOKENS = [RING, "{", AMIDE, AMINE, "}", ETHYL]
+
+
+def test_the_last_subtree_continues_without_braces():
+    tokenizer = FragmentTreeTokenizer([RING, AMIDE, AMINE, ETHYL], inline_last=True)
+    assert tokenizer.tokenize(TEXT) == SMILES_TOKENS
+    assert tokenizer.detokenize(SMILES_TOKENS) == TEXT
+    assert decode_strict(tokenizer.detokenize(SMILES_TOKENS), "bracket-safe") == SMILES
+
+
+def test_a_spelled_fragment_keeps_a_spelled_last_child_in_braces():
+    tokenizer = FragmentTreeTokenizer([AMIDE], inline_last=True)
+    tokens = tokenizer.tokenize(TEXT)
+    assert tokens[-5:] == ["{", "C", "C", "<^>", "}"]  # ethyl after the spelled ring: braced
+    assert AMIDE in tokens and tokens[tokens.index(AMIDE) + 1] == "N"  # inline after a token
+    assert decode_strict(tokenizer.detokenize(tokens), "bracket-safe") == SMILES
+
+
+@pytest.mark.parametrize("tokens", [
+    [RING, "{", AMIDE, "}", ETHYL],  # the amide's <*> without its subtree
+    [RING, ETHYL],  # one of the ring's two subtrees missing
+    [RING, "{", AMIDE, AMINE, "}", ETHYL, ETHYL],  # a subtree on a fragment with no <*> left
+])
+def test_malformed_inline_chains_do_not_decode(tokens):
+    tokenizer = FragmentTreeTokenizer([RING, AMIDE, AMINE, ETHYL], inline_last=True)
+    assert decode_strict(tokenizer.detokenize(tokens), "bracket-safe") is None
+
+
+def test_smiles_domain_examples_decode_to_their_molecules(small_csv, tmp_path):
+    domain = loflex.build(Domain, {"name": "molecules", "options": dict(
+        path=str(small_csv), column="smiles", representation="bracket-safe",
+        tokens="fragment-smiles", fragment_min_count=3, cache_dir=str(tmp_path), workers=1,
+        fcd=False)})
+    splits = domain.splits()
+    examples = domain.examples("train")
+    assert len(examples) == len(splits["train"])
+    for ex, smiles in zip(examples[:100], splits["train"].smiles):
+        assert domain.to_smiles(ex.target, strict=True) == smiles
+        assert domain.encode(domain.to_text(ex.target)) == ex.target
+    check_domain(domain, splits=("train", "test"))
+    restored = MoleculeDomain(domain.options, state=domain.state_dict())
+    assert restored.tokenizer.inline_last and restored.tokenizer.templates == \
+        domain.tokenizer.templates
