@@ -22,7 +22,7 @@ from loflex.training.memory import parameter_count
 RUNS = Path(__file__).resolve().parents[1] / "docs" / "runs"
 FILES = sorted(RUNS.rglob("*.toml"))
 INIT_COMMAND = re.compile(r"^#\s+loflex train --init (\S+)", re.MULTILINE)
-MODELS = ("molecules-flexmdm", "star-easy-flexmdm", "star-medium-flexmdm")
+MODELS = ("molecules-atoms-flexmdm", "molecules-flexmdm", "star-easy-flexmdm", "star-medium-flexmdm")
 
 
 def kind(path: Path) -> str:

@@ -10,7 +10,7 @@ PY=$(dirname "$(command -v "$LOFLEX")")/python
 [ -x "$PY" ] || PY=python3
 SAMPLES=${MAIN_JOB_SAMPLES:-200}
 STAR_STEPS=${MAIN_JOB_STAR_STEPS:-256}  # the steps the star-medium cards are measured at
-MOLECULES=${MAIN_JOB_MOLECULE_MODEL:-molecules-loflexmdm}
+MOLECULES=${MAIN_JOB_MOLECULE_MODELS:-molecules-loflexmdm molecules-flexmdm}  # the first is exported
 MOLECULE_STEPS=${MAIN_JOB_MOLECULE_STEPS:-256}  # the steps the molecule cards are measured at
 if [ -e "$OUT" ] && [ -n "$(ls -A "$OUT")" ]; then
   echo "Error: $OUT is not empty; choose a new folder (make run RUN_DIR=...) so nothing in it is overwritten" >&2
@@ -22,25 +22,33 @@ echo "== Shipped models"
 "$LOFLEX" models
 
 echo
-echo "== Molecules: $SAMPLES de novo samples from $MOLECULES, $MOLECULE_STEPS sampler steps"
-"$LOFLEX" sample "$MOLECULES" -n "$SAMPLES" --steps "$MOLECULE_STEPS" --seed 0 \
-  -o "$OUT/molecules.jsonl" --export "$OUT/molecules" --force > /dev/null
-"$LOFLEX" evaluate "$MOLECULES" --samples "$OUT/molecules.jsonl" \
-  -o "$OUT/molecules.json" --force > /dev/null
-"$PY" - "$OUT" <<'PY'
+echo "== Molecules: $SAMPLES de novo samples per model, $MOLECULE_STEPS sampler steps"
+export_to="$OUT/molecules"
+for model in $MOLECULES; do
+  "$LOFLEX" sample "$model" -n "$SAMPLES" --steps "$MOLECULE_STEPS" --seed 0 \
+    -o "$OUT/$model.jsonl" ${export_to:+--export "$export_to"} --force > /dev/null
+  "$LOFLEX" evaluate "$model" --samples "$OUT/$model.jsonl" -o "$OUT/$model.json" --force > /dev/null
+  export_to=""
+done
+"$PY" - "$OUT" $MOLECULES <<'PY'
 import json, sys
-out = sys.argv[1]
-m = json.load(open(f"{out}/molecules.json"))
-m = m.get("metrics", m)
+out, models = sys.argv[1], sys.argv[2:]
+scores = []
+for model in models:
+    m = json.load(open(f"{out}/{model}.json"))
+    scores.append(m.get("metrics", m))
 rows = [("strict validity", "validity_strict", "%"), ("validity (GenMol)", "validity", "%"),
         ("uniqueness", "uniqueness", "%"), ("quality", "quality", "%"),
         ("diversity", "diversity", ""), ("FCD", "fcd", "")]
+print(f"{'':<20}" + "".join(f"{model:>22}" for model in models))
 for label, key, unit in rows:
-    value = m.get(key)
-    if value is not None:
-        print(f"{label:<20} {100 * value:>7.1f}%" if unit else f"{label:<20} {value:>8.3f}")
+    cells = []
+    for m in scores:
+        value = m.get(key)
+        cells.append("–" if value is None else f"{100 * value:.1f}%" if unit else f"{value:.3f}")
+    print(f"{label:<20}" + "".join(f"{cell:>22}" for cell in cells))
 PY
-echo "files: $OUT/molecules/ (grid PNG/SVG, CSV, SDF)"
+echo "files: $OUT/molecules/ (grid PNG/SVG, CSV, SDF of the first model's samples)"
 
 echo
 echo "== Star graphs (medium): $SAMPLES test graphs, $STAR_STEPS sampler steps, greedy tokens,"
