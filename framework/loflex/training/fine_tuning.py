@@ -31,7 +31,7 @@ def fine_tuning(reference: str, run_file: Path | None, overrides: list[str]):
     Raises:
         ConfigError: the run changes the architecture (names the setting and both values).
     """
-    saved = load_checkpoint(reference)
+    saved = starting_checkpoint(reference)
     model_run = validate_run(dict(saved.run))
     stored = model_run.model_dump(mode="json")
     data = {key: stored[key] for key in ("domain", "generator", "order", "sample")}
@@ -44,7 +44,6 @@ def fine_tuning(reference: str, run_file: Path | None, overrides: list[str]):
         raise ConfigError(f"--init {reference}: {key} is {ours!r} in the run config but "
                           f"{theirs!r} in the model; the architecture comes from the model, so "
                           "leave it out of the run file and --set")
-    saved.model, saved.ema = starting_weights(saved), None
     return saved, run
 
 

@@ -257,8 +257,8 @@ class MoleculeDomain(Domain):
     def _written(self, text: str) -> list[str]:
         """The tokens of a data text; empty when fragment-tree tokens cannot write it."""
         try:
-            return self.tokenizer.tokenize(text)
-        except ValueError:
+            return self.tokenize(text)
+        except DataError:
             return []
 
     def tokenize(self, text: str) -> list[str]:

@@ -29,7 +29,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from loflex_molecules.fragment_tokens import ATTACHMENT, PLACEHOLDER, template
+from loflex_molecules.fragment_tokens import ATTACHMENT, PLACEHOLDER, is_template, template
 from loflex_molecules.tokenize import BASE_TOKENS, ring_token
 from loflex_molecules.tokenize import tokenize as atom_tokens
 
@@ -44,8 +44,7 @@ TREE_BASE_TOKENS = [t for t in BASE_TOKENS if t not in ("<", ">", ".")] + list(S
 
 def is_fragment_token(token: str) -> bool:
     """Whether ``token`` is a whole (marked) fragment template, not an atom or a mark."""
-    return token not in STRUCTURE and ATTACHMENT.fullmatch(token) is None and \
-        len(atom_tokens(token)) > 1
+    return token not in STRUCTURE and is_template(token)
 
 
 @dataclass
