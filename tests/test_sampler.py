@@ -395,6 +395,62 @@ def test_constrain_logits_is_applied():
                constrain_logits=lambda logits, x: torch.full_like(logits, -torch.inf))
 
 
+# -- completion after the last step ------------------------------------------------------
+
+def missing_until(n: int, value: float = 1.0, shared_b: float = 1.0):
+    """Insert ``value`` at the EOS gap while a row's target has fewer than ``n`` tokens."""
+    def insert(x, t, real):
+        target = (real & (x != BOS) & (x != EOS)).sum(-1, keepdim=True)
+        at_eos = torch.arange(x.shape[1]) == real.sum(-1, keepdim=True) - 1
+        return at_eos * (target < n) * value * shared_b
+    return insert
+
+
+def fives(x, t, real):
+    return torch.zeros(*x.shape, V).index_fill_(-1, torch.tensor([5]), 5.0)
+
+
+@pytest.mark.parametrize("rounds, expected", [(0, 0), (1, 1), (2, 2), (3, 3), (10, 3)])
+def test_completion_inserts_and_fills_until_nothing_is_missing(rounds, expected):
+    """One step: the last step alone inserts nothing; each round adds the missing token."""
+    stub = Stub(logits=fives, insert=missing_until(3))
+    out = sample(stub, Uniform(), [Example([])] * 4,
+                 settings(steps=1, completion_rounds=rounds), rng=rng())
+    for g in out.generated():
+        assert g.tokens == [5] * expected
+    assert len(stub.calls) == 1 + min(rounds, 3)  # the round that finds nothing missing stops
+    assert (out.x != MASK).all()
+
+
+@pytest.mark.parametrize("value, inserted", [(0.49, 0), (0.51, 1), (1.49, 1), (1.51, 2)])
+def test_completion_inserts_the_rounded_remaining_count(value, inserted):
+    stub = Stub(logits=fives, insert=missing_until(1, value))
+    out = sample(stub, Uniform(), [Example([])] * 2,
+                 settings(steps=1, completion_rounds=1), rng=rng())
+    assert [len(g.tokens) for g in out.generated()] == [inserted] * 2
+
+
+class Shared(Uniform):
+    """An order whose tokens all share the insertion multiplier b."""
+
+    shared_insert_multiplier = 3.0
+
+
+def test_completion_divides_the_rate_by_a_shared_multiplier():
+    """b_in^theta = b x missing count: a rate of 3 with b = 3 is one missing token."""
+    stub = Stub(logits=fives, insert=missing_until(2, shared_b=3.0))
+    out = sample(stub, Shared(), [Example([])] * 2,
+                 settings(steps=1, completion_rounds=5), rng=rng())
+    assert [g.tokens for g in out.generated()] == [[5, 5]] * 2
+
+
+def test_completion_stops_at_the_width():
+    stub = Stub(max_length=5, logits=fives, insert=missing_until(10, 4.0))
+    out = sample(stub, Uniform(), [Example([])] * 2,
+                 settings(steps=1, completion_rounds=8), rng=rng())
+    assert lengths(out) == [5, 5] and (out.x != MASK).all()
+
+
 # -- whole runs --------------------------------------------------------------------------
 
 def test_exact_stub_reproduces_its_one_sequence():

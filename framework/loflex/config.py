@@ -105,6 +105,11 @@ class SampleConfig(Options):
     split: Literal["train", "valid", "test"] = Field(
         "test", description="Where prompts come from for conditional domains."
     )
+    completion_rounds: int = Field(
+        0, ge=0, le=64, description="Extra model calls after the last step that insert the "
+        "generator's remaining expected count of each gap, rounded, and fill every mask "
+        "by argmax, until no gap is missing a token (0 = stop at the last step, as the "
+        "reference).")
     use_ema: bool = Field(True, description="Sample with the EMA weights when present.")
     precision: Literal["fp32", "bf16"] = Field(
         "fp32", description="fp32, or bf16 autocast of the networks' matrix multiplies on a "

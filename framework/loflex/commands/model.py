@@ -14,7 +14,8 @@ from loflex.errors import ConfigError
 MODEL_HELP = "run directory, checkpoint directory or pretrained model name"
 SAMPLER_FLAGS = {"steps": "steps", "top_p": "top_p", "top_k": "top_k",
                  "temperature": "temperature", "confidence": "confidence",
-                 "batch_size": "batch_size", "max_length": "max_length"}
+                 "batch_size": "batch_size", "max_length": "max_length",
+                 "completion_rounds": "completion_rounds"}
 
 
 def add_commands(sub) -> None:
@@ -101,6 +102,9 @@ def _sampler_flags(p) -> None:
     p.add_argument("--temperature", type=float, help="softmax temperature of the token choice")
     p.add_argument("--confidence", choices=("none", "top_prob", "prob_diff", "entropy"),
                    help="which masked positions to reveal (the count comes from tau-leaping)")
+    p.add_argument("--completion-rounds", type=int,
+                   help="after the last step, insert and fill what the generator still finds "
+                   "missing, up to this many times (0 = off)")
     p.add_argument("--batch-size", type=int, help="samples per sampler batch")
     p.add_argument("--max-length", type=int,
                    help="longest sequence (default: the domain's maximum)")

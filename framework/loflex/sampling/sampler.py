@@ -5,7 +5,8 @@ generator predicts token logits and rate multipliers; every masked slot is revea
 with probability ``1 - exp(-b_um h(t) dt)`` (its token drawn by the sampling
 function), and ``n_i ~ Poisson(b_in,i h(t) dt)`` masks are inserted into the gap to
 the left of every slot i that is not a prompt or BOS token (the gap left of EOS is
-where appending happens). The last model call fills every remaining mask by argmax.
+where appending happens). The last step fills every remaining mask by argmax; with
+``completion_rounds`` it then inserts and fills what the generator still finds missing.
 Tensors are kept trimmed to the current longest row, so early steps are cheap, and a
 row that no later step can change (no mask left, no room to insert) leaves the batch the
 model sees.
@@ -237,6 +238,9 @@ def _step(generator, order, state: _State, k: int, dt: float, settings: SampleCo
     masked_logits = _allowed(logits[masked], checked=constrain is not None)  # (N, V)
     if k == settings.steps - 1:
         _reveal(state, masked, masked_logits.argmax(-1), k)
+        if settings.completion_rounds:
+            _complete(generator, order, state, k, t, pred.insert_multiplier, settings, width,
+                      constrain, rng)
         return
     h = order.base_hazard(t).float()  # (B,)
     chosen = _unmask_events(pred.unmask_rate, h, dt, masked, rng)  # (B, L)
@@ -252,6 +256,32 @@ def _step(generator, order, state: _State, k: int, dt: float, settings: SampleCo
                                width, rng)
     _reveal(state, chosen, tokens, k)
     _insert(state, counts, k)
+
+
+def _complete(generator, order, state: _State, k: int, t: torch.Tensor, rate: torch.Tensor,
+              settings: SampleConfig, width: int, constrain: ConstrainFn | None, rng) -> None:
+    """Insert what the generator still finds missing after the last step, and fill it.
+
+    The exact process inserts every remaining token before t = 1; tau-leaping stops at
+    the last step, so a gap the generator learned about late (e.g. a fragment revealed
+    in the last steps that needs a neighbour) can stay short. Each round inserts
+    round(b_in^theta / b) masks into every gap (``rate`` (B, L) at time ``t`` (B,); b is
+    the order's shared multiplier, else 1, as b_in is near 1 at late times), then one
+    model call fills every mask by argmax and gives the next round's rates. It stops
+    when no gap is missing a token or after ``settings.completion_rounds`` rounds.
+    """
+    b = float(getattr(order, "shared_insert_multiplier", None) or 1.0)
+    for _ in range(settings.completion_rounds):
+        counts = _fit_room(torch.round(_open_rates(rate, state) / b).long(), state, width, rng)
+        if not bool(counts.any()):
+            return
+        _insert(state, counts, k)
+        real = torch.arange(state.x.shape[1], device=state.x.device) < state.length[:, None]
+        pred = generator(state.x, t, real)
+        logits = pred.logits if constrain is None else constrain(pred.logits, state.x)
+        masked = state.x == MASK
+        _reveal(state, masked, _allowed(logits[masked], constrain is not None).argmax(-1), k)
+        rate = pred.insert_multiplier
 
 
 def _allowed(logits: torch.Tensor, checked: bool = True) -> torch.Tensor:
@@ -394,10 +424,19 @@ def _insertion_counts(lam: torch.Tensor, state: _State, width: int, rng) -> torc
     whose draws would overflow ``width`` keeps only as many as fit (see
     :func:`_clip_to_room`) instead of dropping them all, so it still grows to the width.
     """
+    counts = torch.poisson(_open_rates(lam, state), generator=rng).long()  # (B, L)
+    return _fit_room(counts, state, width, rng)
+
+
+def _open_rates(lam: torch.Tensor, state: _State) -> torch.Tensor:
+    """``lam`` (B, L) as finite floats in [0, MAX_POISSON_RATE], 0 on closed gaps."""
     positions = torch.arange(lam.shape[1], device=lam.device)
     open_gap = (positions >= state.head[:, None]) & (positions < state.length[:, None])
-    lam = lam.nan_to_num(0.0).clamp(0.0, MAX_POISSON_RATE)
-    counts = torch.poisson(lam * open_gap, generator=rng).long()  # (B, L)
+    return lam.float().nan_to_num(0.0).clamp(0.0, MAX_POISSON_RATE) * open_gap
+
+
+def _fit_room(counts: torch.Tensor, state: _State, width: int, rng) -> torch.Tensor:
+    """``counts`` (B, L), with each row that would overflow ``width`` clipped to fit."""
     room = width - state.length  # (B,)
     over = counts.sum(-1) > room
     if bool(over.any()):
