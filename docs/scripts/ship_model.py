@@ -1,14 +1,16 @@
 """Pack a training run as a shipped model folder, evaluate it and write its card.
 
     python docs/scripts/ship_model.py NAME RUN_DIR PACKAGE_DIR RUN_FILE \
-        [--samples 200] [--steps 64] [--seed 0] [--confidence RULE] [--summary TEXT]
+        [--samples 200] [--steps 64] [--seed 0] [--confidence RULE] [--sample KEY=VALUE ...] \
+        [--summary TEXT]
 
 Writes ``PACKAGE_DIR/pretrained/NAME/`` (fp16 EMA weights, run.json, state.json), then
 ``card.json`` with the metrics ``loflex evaluate`` measures on the packed folder itself and
 ``card.md`` with the training command, steps, CPU time, data and licence. The folder must
 not exist yet. ``--confidence`` becomes the model's default reveal rule (its run.json
 ``sample.confidence``), so ``loflex sample NAME`` and ``loflex evaluate NAME`` use the
-setting the card was measured with.
+setting the card was measured with; ``--sample`` sets other sampler fields the same way
+(e.g. ``completion_rounds=4``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from loflex.config import SampleConfig
 from loflex.extension.pretrained import count_parameters, pack
 from loflex.extension.testing import card_architecture
 from loflex.training import checkpoint as ckpt
@@ -67,12 +70,25 @@ def describe_sampling(sample: dict, conditional: bool) -> str:
     confidence = sample.get("confidence", "none")
     reveal = "no confidence" if confidence == "none" else f"confidence {confidence}"
     prompts = f"{sample.get('split', 'test')}-split prompts" if conditional else "de novo"
-    return f"{prompts}, {tokens}, {reveal}"
+    rounds = sample.get("completion_rounds", 0)
+    completion = f", {rounds} completion rounds" if rounds else ""
+    return f"{prompts}, {tokens}, {reveal}{completion}"
 
 
-def set_default_confidence(folder: Path, run: dict, rule: str) -> None:
-    """Make ``rule`` the packed model's default reveal rule (run.json ``sample.confidence``)."""
-    run["sample"]["confidence"] = rule
+def parse_setting(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` as a validated sampler field and its typed value."""
+    key, _, value = text.partition("=")
+    if key not in SampleConfig.model_fields:
+        raise SystemExit(f"'{key}' is not a sampler setting; use one of "
+                         f"{', '.join(SampleConfig.model_fields)}")
+    typed = SampleConfig.model_validate({key: json.loads(value) if value[:1].isdigit()
+                                         else value}).model_dump()[key]
+    return key, typed
+
+
+def set_sampler_defaults(folder: Path, run: dict, settings: dict) -> None:
+    """Make ``settings`` the packed model's sampler defaults (run.json ``sample``)."""
+    run["sample"].update(settings)
     (folder / "run.json").write_text(json.dumps(run, indent=1) + "\n")
 
 
@@ -126,6 +142,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--confidence", choices=("none", "top_prob", "prob_diff", "entropy"),
                    help="the model's default reveal rule (default: the run's)")
+    p.add_argument("--sample", nargs="*", type=parse_setting, default=[], metavar="KEY=VALUE",
+                   help="more sampler defaults of the model, e.g. completion_rounds=4")
     p.add_argument("--summary", default="")
     p.add_argument("--headline", nargs="*", default=[],
                    help="the metrics `loflex models` shows (default: all)")
@@ -135,8 +153,9 @@ def main() -> None:
     folder = pack(args.run_dir, args.package_dir / "pretrained" / args.name)
     steps, cpu_hours = training_figures(args.run_dir)
     run = json.loads((folder / "run.json").read_text())
-    if args.confidence is not None:
-        set_default_confidence(folder, run, args.confidence)
+    settings = dict(args.sample, **({"confidence": args.confidence} if args.confidence else {}))
+    if settings:
+        set_sampler_defaults(folder, run, settings)
     metrics = evaluate(folder, args.samples, args.steps, args.seed)
     evaluation = {"num_samples": args.samples, "steps": args.steps, "seed": args.seed}
     params = count_parameters(folder / "model.safetensors")

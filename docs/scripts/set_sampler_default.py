@@ -1,0 +1,49 @@
+"""Change a shipped model's default sampler settings and re-measure its card.
+
+    python docs/scripts/set_sampler_default.py MODEL_FOLDER KEY=VALUE ... \
+        [--samples 200] [--steps 256] [--seed 0]
+
+Each ``KEY=VALUE`` sets a field of the folder's run.json ``sample`` section (e.g.
+``completion_rounds=4``), so ``loflex sample`` and ``loflex evaluate`` use it by default.
+The metrics are then measured again with ``loflex evaluate`` on the folder itself and
+replace those of ``card.json`` and the closing table of ``card.md``; the card's summary
+text is left as it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ship_model import evaluate, measured_section, parse_setting
+
+MEASURED = "Measured on the packed folder with"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("folder", type=Path)
+    p.add_argument("settings", nargs="+", type=parse_setting, metavar="KEY=VALUE")
+    p.add_argument("--samples", type=int, default=200)
+    p.add_argument("--steps", type=int, default=256)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    run_path, card_path = args.folder / "run.json", args.folder / "card.json"
+    run = json.loads(run_path.read_text())
+    run["sample"].update(dict(args.settings))
+    run_path.write_text(json.dumps(run, indent=1) + "\n")
+    metrics = evaluate(args.folder, args.samples, args.steps, args.seed)
+    card = json.loads(card_path.read_text())
+    card["metrics"] = metrics
+    card["evaluation"] = {"num_samples": args.samples, "steps": args.steps, "seed": args.seed}
+    card_path.write_text(json.dumps(card, indent=1) + "\n")
+    text = (args.folder / "card.md").read_text()
+    head = text[:text.index(MEASURED)]
+    (args.folder / "card.md").write_text(head + measured_section(
+        args.folder.name, run, metrics, args.samples, args.steps, args.seed))
+    print(f"{args.folder.name}: {metrics}")
+
+
+if __name__ == "__main__":
+    main()
