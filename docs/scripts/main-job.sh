@@ -22,7 +22,7 @@ echo "== Shipped models"
 "$LOFLEX" models
 
 echo
-echo "== Molecules: $SAMPLES de novo samples per model, $MOLECULE_STEPS sampler steps"
+echo "== Molecules: $SAMPLES de novo samples per model, $MOLECULE_STEPS sampler steps, each model's default sampler"
 export_to="$OUT/molecules"
 for model in $MOLECULES; do
   "$LOFLEX" sample "$model" -n "$SAMPLES" --steps "$MOLECULE_STEPS" --seed 0 \
@@ -52,7 +52,7 @@ echo "files: $OUT/molecules/ (grid PNG/SVG, CSV, SDF of the first model's sample
 
 echo
 echo "== Star graphs (medium): $SAMPLES test graphs, $STAR_STEPS sampler steps, greedy tokens,"
-echo "   confidence top_prob (the models' default)"
+echo "   confidence top_prob, 4 completion rounds (the models' defaults)"
 for model in star-medium-loflexmdm star-medium-flexmdm; do
   "$LOFLEX" evaluate "$model" -n "$SAMPLES" --steps "$STAR_STEPS" --seed 0 -o "$OUT/$model.json" > /dev/null
 done
