@@ -563,3 +563,14 @@ def test_tiny_transformer_smoke(confidence):
     for g, n in zip(out.generated(), lengths(out)):
         assert all(4 <= v < V for v in g.tokens)
         assert len(g.tokens) == n - 1 - (3 if g.prompt else 0)
+
+
+def test_completion_rounds_flag_reaches_the_sampler_settings():
+    from loflex.cli import build_parser
+    from loflex.commands.model import sampler_settings
+
+    args = build_parser().parse_args(["sample", "MODEL", "-o", "s.jsonl", "--completion-rounds", "3"])
+    assert sampler_settings(args, SampleConfig()).completion_rounds == 3
+    args = build_parser().parse_args(["sample", "MODEL", "-o", "s.jsonl", "--completion-rounds", "-1"])
+    with pytest.raises(ConfigError, match="completion_rounds"):
+        sampler_settings(args, SampleConfig())
