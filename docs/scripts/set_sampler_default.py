@@ -16,7 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ship_model import evaluate, measured_section, parse_setting
+from ship_model import evaluate, measured_section, parse_setting, set_sampler_defaults
 
 MEASURED = "Measured on the packed folder with"
 
@@ -29,10 +29,9 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=256)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
-    run_path, card_path = args.folder / "run.json", args.folder / "card.json"
-    run = json.loads(run_path.read_text())
-    run["sample"].update(dict(args.settings))
-    run_path.write_text(json.dumps(run, indent=1) + "\n")
+    card_path = args.folder / "card.json"
+    run = json.loads((args.folder / "run.json").read_text())
+    set_sampler_defaults(args.folder, run, dict(args.settings))
     metrics = evaluate(args.folder, args.samples, args.steps, args.seed)
     card = json.loads(card_path.read_text())
     card["metrics"] = metrics

@@ -229,13 +229,8 @@ def _put_rows(state: _State, rows: torch.Tensor, sub: _State) -> None:
 def _step(generator, order, state: _State, k: int, dt: float, settings: SampleConfig,
           width: int, constrain: ConstrainFn | None, rng) -> None:
     """Advance ``state`` by step k at time t = k dt (the last step only fills masks)."""
-    batch, length = state.x.shape
-    t = torch.full((batch,), k * dt, device=state.x.device)
-    real = torch.arange(length, device=state.x.device) < state.length[:, None]  # (B, L)
-    pred = generator(state.x, t, real)
-    logits = pred.logits if constrain is None else constrain(pred.logits, state.x)  # (B, L, V)
-    masked = state.x == MASK  # (B, L)
-    masked_logits = _allowed(logits[masked], checked=constrain is not None)  # (N, V)
+    t = torch.full((state.x.shape[0],), k * dt, device=state.x.device)
+    pred, masked, masked_logits = _predict(generator, state, t, constrain)
     if k == settings.steps - 1:
         _reveal(state, masked, masked_logits.argmax(-1), k)
         if settings.completion_rounds:
@@ -276,12 +271,19 @@ def _complete(generator, order, state: _State, k: int, t: torch.Tensor, rate: to
         if not bool(counts.any()):
             return
         _insert(state, counts, k)
-        real = torch.arange(state.x.shape[1], device=state.x.device) < state.length[:, None]
-        pred = generator(state.x, t, real)
-        logits = pred.logits if constrain is None else constrain(pred.logits, state.x)
-        masked = state.x == MASK
-        _reveal(state, masked, _allowed(logits[masked], constrain is not None).argmax(-1), k)
+        pred, masked, masked_logits = _predict(generator, state, t, constrain)
+        _reveal(state, masked, masked_logits.argmax(-1), k)
         rate = pred.insert_multiplier
+
+
+def _predict(generator, state: _State, t: torch.Tensor, constrain: ConstrainFn | None):
+    """One model call at times ``t`` (B,): the prediction, the masked slots (B, L) and
+    their allowed float logits (N, V)."""
+    real = torch.arange(state.x.shape[1], device=state.x.device) < state.length[:, None]
+    pred = generator(state.x, t, real)
+    logits = pred.logits if constrain is None else constrain(pred.logits, state.x)  # (B, L, V)
+    masked = state.x == MASK  # (B, L)
+    return pred, masked, _allowed(logits[masked], checked=constrain is not None)
 
 
 def _allowed(logits: torch.Tensor, checked: bool = True) -> torch.Tensor:
