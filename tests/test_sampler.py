@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from loflex.config import SampleConfig
-from loflex.contracts import Example, Prediction
+from loflex.contracts import Example, Insertion, Prediction
 from loflex.contracts.vocab import BOS, EOS, MASK, PAD
 from loflex.errors import ConfigError, LoflexError
 from loflex.sampling.sampler import (
@@ -451,6 +451,83 @@ def test_completion_stops_at_the_width():
     assert lengths(out) == [5, 5] and (out.x != MASK).all()
 
 
+# -- structure rounds --------------------------------------------------------------------
+
+def needs_bracketed_seven(prompt, target):
+    """A toy grammar: a target is complete once it holds ``4 x 6`` with x = 7 or 8; until
+    then the group goes right after the first token (at the start of an empty target)."""
+    if 4 in target:
+        return []
+    only_sevens_and_eights = torch.zeros(V, dtype=torch.bool)
+    only_sevens_and_eights[[7, 8]] = True
+    return [Insertion(min(1, len(target)), (4, MASK, 6), only_sevens_and_eights)]
+
+
+def prefers(token: int):
+    """Logits ranking ``token`` first, then 9, then 8, then the rest."""
+    def logits(x, t, real):
+        out = torch.zeros(*x.shape, V)
+        out[..., token], out[..., 9], out[..., 8] = 3.0, 2.0, 1.0
+        return out
+    return logits
+
+
+@pytest.mark.parametrize("rounds", [1, 3])
+def test_structure_rounds_insert_what_the_domain_names_and_fill_it_within_the_allowed(rounds):
+    """Each row gets the named tokens in its gap; the MASK slot takes the generator's most
+    probable allowed token (8: 5 and 9 rank higher but are not allowed); one round is
+    enough, so a second one finds nothing to do and calls no model. The prompted row (its
+    prompt counts towards the stub's two tokens) shows the domain its prompt apart."""
+    stub = Stub(logits=prefers(5), insert=missing_until(2))
+    asked = []
+
+    def domain(prompt, target):
+        asked.append((list(prompt), list(target)))
+        return needs_bracketed_seven(prompt, target)
+
+    out = sample(stub, Uniform(), [Example([])] * 3 + [Example([], prompt=[9])],
+                 settings(steps=1, completion_rounds=2, structure_rounds=rounds),
+                 missing_structure=domain, rng=rng())
+    assert [g.tokens for g in out.generated()] == [[5, 4, 8, 6, 5]] * 3 + [[5, 4, 8, 6]]
+    assert asked[:4] == [([], [5, 5])] * 3 + [([9], [5])]
+    assert len(stub.calls) == 1 + 2 + 1  # last step, completion rounds, one structure round
+    assert (out.x[:3, :6] == torch.tensor([5, 4, 8, 6, 5, EOS])).all()  # no BOS unprompted
+    assert (out.insert_step[:3, 1:4] == 0).all() and (out.reveal_step[:3, 1:4] == 0).all()
+
+
+def test_structure_rounds_repeat_until_the_domain_finds_nothing_missing():
+    """A domain that asks for one more token per round, three times, gets three rounds."""
+    def three_sevens(prompt, target):
+        return [Insertion(len(target), (MASK,), None)] if len(target) < 3 else []
+
+    stub = Stub(logits=prefers(7))
+    out = sample(stub, Uniform(), [Example([])] * 2, settings(steps=1, structure_rounds=8),
+                 missing_structure=three_sevens, rng=rng())
+    assert [g.tokens for g in out.generated()] == [[7, 7, 7]] * 2
+    assert len(stub.calls) == 1 + 3
+
+
+def test_structure_rounds_are_off_by_default_and_skip_rows_without_room():
+    stub = Stub(logits=prefers(5), insert=missing_until(2))
+    out = sample(stub, Uniform(), [Example([])] * 2, settings(steps=1, completion_rounds=2),
+                 missing_structure=needs_bracketed_seven, rng=rng())
+    assert [g.tokens for g in out.generated()] == [[5, 5]] * 2
+    narrow = Stub(max_length=5, logits=prefers(5), insert=missing_until(2))
+    out = sample(narrow, Uniform(), [Example([])] * 2,
+                 settings(steps=1, completion_rounds=2, structure_rounds=2),
+                 missing_structure=needs_bracketed_seven, rng=rng())
+    assert [g.tokens for g in out.generated()] == [[5, 5]] * 2  # 4 + 3 slots exceed the width
+
+
+def test_structure_fill_that_allows_nothing_is_an_error():
+    def impossible(prompt, target):
+        return [Insertion(0, (MASK,), torch.zeros(V, dtype=torch.bool))]
+
+    with pytest.raises(LoflexError, match="missing_structure"):
+        sample(Stub(), Uniform(), [Example([])], settings(steps=1, structure_rounds=1),
+               missing_structure=impossible, rng=rng())
+
+
 # -- whole runs --------------------------------------------------------------------------
 
 def test_exact_stub_reproduces_its_one_sequence():
@@ -573,4 +650,9 @@ def test_completion_rounds_flag_reaches_the_sampler_settings():
     assert sampler_settings(args, SampleConfig()).completion_rounds == 3
     args = build_parser().parse_args(["sample", "MODEL", "-o", "s.jsonl", "--completion-rounds", "-1"])
     with pytest.raises(ConfigError, match="completion_rounds"):
+        sampler_settings(args, SampleConfig())
+    args = build_parser().parse_args(["evaluate", "MODEL", "--structure-rounds", "2"])
+    assert sampler_settings(args, SampleConfig()).structure_rounds == 2
+    args = build_parser().parse_args(["evaluate", "MODEL", "--structure-rounds", "-2"])
+    with pytest.raises(ConfigError, match="structure_rounds"):
         sampler_settings(args, SampleConfig())

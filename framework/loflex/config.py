@@ -110,6 +110,11 @@ class SampleConfig(Options):
         "generator's remaining expected count of each gap, rounded, and fill every mask "
         "by argmax, until no gap is missing a token (0 = stop at the last step, as the "
         "reference).")
+    structure_rounds: int = Field(
+        0, ge=0, le=64, description="Extra model calls at the end for domains that can name "
+        "what a finished sample structurally lacks (e.g. a molecule fragment's unbonded "
+        "attachment point): each inserts what the domain names and lets the generator fill "
+        "its masks by argmax among the tokens the domain allows there (0 = off).")
     use_ema: bool = Field(True, description="Sample with the EMA weights when present.")
     precision: Literal["fp32", "bf16"] = Field(
         "fp32", description="fp32, or bf16 autocast of the networks' matrix multiplies on a "

@@ -15,7 +15,8 @@ MODEL_HELP = "run directory, checkpoint directory or pretrained model name"
 SAMPLER_FLAGS = {"steps": "steps", "top_p": "top_p", "top_k": "top_k",
                  "temperature": "temperature", "confidence": "confidence",
                  "batch_size": "batch_size", "max_length": "max_length",
-                 "completion_rounds": "completion_rounds"}
+                 "completion_rounds": "completion_rounds",
+                 "structure_rounds": "structure_rounds"}
 
 
 def add_commands(sub) -> None:
@@ -105,6 +106,9 @@ def _sampler_flags(p) -> None:
     p.add_argument("--completion-rounds", type=int,
                    help="after the last step, insert and fill what the generator still finds "
                    "missing, up to this many times (0 = off)")
+    p.add_argument("--structure-rounds", type=int,
+                   help="at the end, insert what the domain finds structurally missing and "
+                   "let the generator fill it, up to this many times (0 = off)")
     p.add_argument("--batch-size", type=int, help="samples per sampler batch")
     p.add_argument("--max-length", type=int,
                    help="longest sequence (default: the domain's maximum)")

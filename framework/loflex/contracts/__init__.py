@@ -3,9 +3,10 @@
 Everything a plugin implements or receives is declared here: the three component base
 classes (:class:`Domain`, :class:`Generator`, :class:`OrderDynamics`), the data they
 exchange, the pydantic :class:`Options` base, and the protocols of the optional
-capabilities (a shared :class:`Trunk`; drawable, exporting, logit-constrained and
-prompt-parsing domains). This package imports nothing from loflex but the vocabulary and
-the error classes; every other module depends on it, never the other way round.
+capabilities (a shared :class:`Trunk`; drawable, exporting, logit-constrained,
+prompt-parsing and structure-completing domains). This package imports nothing from
+loflex but the vocabulary and the error classes; every other module depends on it, never
+the other way round.
 """
 
 from loflex.contracts.domain import (
@@ -13,8 +14,10 @@ from loflex.contracts.domain import (
     Domain,
     DrawableDomain,
     ExportingDomain,
+    Insertion,
     LogitConstrainedDomain,
     PromptParsingDomain,
+    StructureCompletingDomain,
     supports,
 )
 from loflex.contracts.examples import SPLITS, Batch, Example, Generated
@@ -41,12 +44,14 @@ __all__ = [
     "ExportingDomain",
     "Generated",
     "Generator",
+    "Insertion",
     "LogitConstrainedDomain",
     "Options",
     "OrderDynamics",
     "Prediction",
     "PromptParsingDomain",
     "StateLogProbs",
+    "StructureCompletingDomain",
     "TokenRates",
     "Trunk",
     "TrunkOutput",

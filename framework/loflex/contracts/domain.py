@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -165,6 +166,10 @@ class Domain(abc.ABC):
         """Return ``logits`` unchanged; see :class:`LogitConstrainedDomain`."""
         return logits
 
+    def missing_structure(self, prompt: Sequence[int], target: Sequence[int]) -> list[Insertion]:
+        """Return no insertions; see :class:`StructureCompletingDomain`."""
+        return []
+
     # -- persistence ---------------------------------------------------------
     def state_dict(self) -> dict:
         """Return JSON-able state stored with checkpoints (at least the vocabulary)."""
@@ -233,11 +238,47 @@ class LogitConstrainedDomain(Protocol):
         """Return ``logits`` (B, L, V) with -inf where a token is not allowed at ``x_t`` (B, L)."""
 
 
+@dataclass(frozen=True)
+class Insertion:
+    """Tokens a finished target lacks, to insert before its token ``gap``.
+
+    Attributes:
+        gap: where the tokens go: before target token ``gap`` (``len(target)``: at the end).
+        tokens: the ids to insert, in order; ``MASK`` marks a slot the generator fills.
+        fill: (V,) bool, the tokens a ``MASK`` slot may take (the generator's most
+            probable allowed one is written); None allows every non-special token.
+    """
+
+    gap: int
+    tokens: tuple[int, ...]
+    fill: torch.Tensor | None = None
+
+
+class StructureCompletingDomain(Protocol):
+    """A domain that can tell where a finished sample is structurally incomplete.
+
+    The sampler's structure rounds (``sample.structure_rounds``) ask it after the last
+    step and insert what it names, letting the generator choose the tokens of the
+    ``MASK`` slots. Example: a molecule fragment with an attachment point and no fragment
+    bonded there gets a group holding one fragment with a single attachment point.
+    """
+
+    def missing_structure(self, prompt: Sequence[int], target: Sequence[int]) -> list[Insertion]:
+        """Return the insertions that complete a finished sample; [] when it is complete or
+        cannot be completed by inserting into ``target``.
+
+        Args:
+            prompt: the sample's prompt ids (no specials; empty when unconditional).
+            target: the generated ids (no specials); every ``Insertion.gap`` indexes them.
+        """
+
+
 CAPABILITIES: dict[type, str] = {
     PromptParsingDomain: "parse_prompt",
     ExportingDomain: "export",
     DrawableDomain: "draw",
     LogitConstrainedDomain: "constrain_logits",
+    StructureCompletingDomain: "missing_structure",
 }
 
 
@@ -246,7 +287,8 @@ def supports(domain: Domain | type[Domain], capability: type) -> bool:
 
     Args:
         capability: one of :class:`PromptParsingDomain`, :class:`ExportingDomain`,
-            :class:`DrawableDomain`, :class:`LogitConstrainedDomain`.
+            :class:`DrawableDomain`, :class:`LogitConstrainedDomain`,
+            :class:`StructureCompletingDomain`.
     """
     member = CAPABILITIES[capability]
     cls = domain if isinstance(domain, type) else type(domain)

@@ -18,7 +18,13 @@ import torch
 from torch import nn
 
 from loflex.config import Run, SampleConfig, apply_overrides, validate_run
-from loflex.contracts import Example, Generated, LogitConstrainedDomain, supports
+from loflex.contracts import (
+    Example,
+    Generated,
+    LogitConstrainedDomain,
+    StructureCompletingDomain,
+    supports,
+)
 from loflex.errors import CheckpointError, ConfigError, LoflexError
 from loflex.extension.assemble import Assembly, assemble
 from loflex.extension.pretrained import load_checkpoint
@@ -349,7 +355,8 @@ def generate(model: Assembly, settings: SampleConfig, *, seed: int = 0,
             with torch.no_grad(), autocast_for(settings, torch.device(device)):
                 out = sampler.sample(model.generator, model.order, chunk,
                                      _with_room(model, settings, chunk),
-                                     constrain_logits=_constraint(model), rng=rng,
+                                     constrain_logits=_constraint(model),
+                                     missing_structure=_structure(model), rng=rng,
                                      record_trajectory=trajectory, device=device)
             samples = out.generated()
             for sample, example in zip(samples, chunk):
@@ -378,6 +385,12 @@ def _constraint(model: Assembly):
     if not supports(model.domain, LogitConstrainedDomain):
         return None
     return model.domain.constrain_logits
+
+
+def _structure(model: Assembly):
+    if not supports(model.domain, StructureCompletingDomain):
+        return None
+    return model.domain.missing_structure
 
 
 def generate_all(model: Assembly, settings: SampleConfig, **kwargs) -> list[Generated]:

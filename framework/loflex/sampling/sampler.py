@@ -6,7 +6,8 @@ with probability ``1 - exp(-b_um h(t) dt)`` (its token drawn by the sampling
 function), and ``n_i ~ Poisson(b_in,i h(t) dt)`` masks are inserted into the gap to
 the left of every slot i that is not a prompt or BOS token (the gap left of EOS is
 where appending happens). The last step fills every remaining mask by argmax; with
-``completion_rounds`` it then inserts and fills what the generator still finds missing.
+``completion_rounds`` it then inserts and fills what the generator still finds missing,
+and with ``structure_rounds`` what the domain finds structurally missing.
 Tensors are kept trimmed to the current longest row, so early steps are cheap, and a
 row that no later step can change (no mask left, no room to insert) leaves the batch the
 model sees.
@@ -21,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from loflex.config import SampleConfig
-from loflex.contracts import Example, Generated
+from loflex.contracts import Example, Generated, Insertion
 from loflex.contracts.vocab import MASK, PAD, SPECIAL_TOKENS
 from loflex.diffusion.batch import layout
 from loflex.errors import ConfigError, LoflexError
@@ -31,6 +32,7 @@ MAX_POISSON_RATE = 1e7  # any count near this overflows the width anyway
 NUM_SPECIAL = len(SPECIAL_TOKENS)
 
 ConstrainFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+StructureFn = Callable[[Sequence[int], Sequence[int]], list[Insertion]]
 
 
 @dataclass
@@ -111,7 +113,8 @@ class _State:
 
 @torch.no_grad()
 def sample(generator, order, prompts: Sequence[Example], settings: SampleConfig, *,
-           constrain_logits: ConstrainFn | None = None, record_trajectory: bool = False,
+           constrain_logits: ConstrainFn | None = None,
+           missing_structure: StructureFn | None = None, record_trajectory: bool = False,
            rng: torch.Generator | None = None, device=None) -> SampleOutput:
     """Draw one sample per prompt with tau-leaping (batches of ``settings.batch_size``).
 
@@ -123,6 +126,8 @@ def sample(generator, order, prompts: Sequence[Example], settings: SampleConfig,
         settings: steps, token choice (temperature, top_k, top_p), confidence and
             ``max_length`` (default ``generator.max_length``): the width no row exceeds.
         constrain_logits: optional ``f(logits (B, L, V), x (B, L)) -> logits`` of the domain.
+        missing_structure: optional ``f(prompt ids, target ids) -> [Insertion]`` of the
+            domain, used by ``settings.structure_rounds``.
         record_trajectory: also return every intermediate state.
         rng: random generator on ``device`` (default: torch's global one).
         device: where to sample (default: the generator's device).
@@ -140,7 +145,8 @@ def sample(generator, order, prompts: Sequence[Example], settings: SampleConfig,
     try:
         outputs = [
             _sample_batch(generator, order, list(prompts[i:i + settings.batch_size]), settings,
-                          width, constrain_logits, record_trajectory, rng, device)
+                          width, constrain_logits, missing_structure, record_trajectory, rng,
+                          device)
             for i in range(0, len(prompts), settings.batch_size)
         ]
     finally:
@@ -149,12 +155,17 @@ def sample(generator, order, prompts: Sequence[Example], settings: SampleConfig,
 
 
 def _sample_batch(generator, order, prompts: list[Example], settings: SampleConfig, width: int,
-                  constrain: ConstrainFn | None, record: bool, rng, device) -> SampleOutput:
+                  constrain: ConstrainFn | None, missing: StructureFn | None, record: bool, rng,
+                  device) -> SampleOutput:
     state = _initial_state(prompts, width, device)
     dt = T_END / (settings.steps + 1)
     trajectory = Trajectory([0.0], [state.x.to("cpu", copy=True)]) if record else None
     for k in range(settings.steps):
         _advance(generator, order, state, k, dt, settings, width, constrain, rng)
+        if k == settings.steps - 1 and missing is not None and settings.structure_rounds:
+            t = torch.full((state.x.shape[0],), k * dt, device=state.x.device)
+            _complete_structure(generator, state, k, t, settings.structure_rounds, width,
+                                constrain, missing)
         if trajectory is not None:
             trajectory.t.append((k + 1) * dt)
             trajectory.x.append(state.x.to("cpu", copy=True))
@@ -274,6 +285,81 @@ def _complete(generator, order, state: _State, k: int, t: torch.Tensor, rate: to
         pred, masked, masked_logits = _predict(generator, state, t, constrain)
         _reveal(state, masked, masked_logits.argmax(-1), k)
         rate = pred.insert_multiplier
+
+
+def _complete_structure(generator, state: _State, k: int, t: torch.Tensor, rounds: int,
+                        width: int, constrain: ConstrainFn | None, missing: StructureFn) -> None:
+    """Insert what the domain finds structurally missing in each finished row, and fill it.
+
+    Each round asks ``missing`` about every row's target, writes the named tokens into
+    the rows that have room for all of them (``MASK`` slots included), then one model call
+    at times ``t`` (B,) fills each ``MASK`` slot by argmax among the tokens its
+    :class:`Insertion` allows. It stops when no row lacks anything or after ``rounds``.
+    """
+    for _ in range(rounds):
+        plans = [_fitting(state, row, width, missing) for row in range(state.x.shape[0])]
+        if not any(plans):
+            return
+        fills = _write_insertions(state, plans, k)  # (B, L) index into `allowed`, -1 elsewhere
+        allowed = [ins.fill for plan in plans for ins in plan]
+        _, masked, masked_logits = _predict(generator, state, t, constrain)
+        _reveal(state, masked, _restricted_argmax(masked_logits, fills[masked], allowed), k)
+
+
+def _fitting(state: _State, row: int, width: int, missing: StructureFn) -> list[Insertion]:
+    """The insertions the domain names for ``row``'s target, or [] when they do not fit."""
+    head, length = int(state.head[row]), int(state.length[row])
+    prompt = [v for v in state.x[row, :head].tolist() if v >= NUM_SPECIAL]
+    plan = missing(prompt, state.x[row, head:length - 1].tolist())
+    if length + sum(len(ins.tokens) for ins in plan) > width:
+        return []
+    return sorted(plan, key=lambda ins: ins.gap)
+
+
+def _write_insertions(state: _State, plans: list[list[Insertion]], k: int) -> torch.Tensor:
+    """Rebuild ``state`` with each row's planned insertions (recorded as step k).
+
+    Returns:
+        (B, L) long: for each inserted ``MASK`` slot the index of its insertion in the
+        plans flattened row by row, -1 on every other slot.
+    """
+    rows, number = [], 0
+    for row, plan in enumerate(plans):
+        head, length = int(state.head[row]), int(state.length[row])
+        x, reveal, insert = (v[row, :length].tolist() for v in (state.x, state.reveal, state.insert))
+        fill = [-1] * length
+        for j, ins in reversed(list(enumerate(plan))):  # right to left: earlier gaps stay put
+            at = head + ins.gap
+            x[at:at] = list(ins.tokens)
+            reveal[at:at] = [-1 if v == MASK else k for v in ins.tokens]
+            insert[at:at] = [k] * len(ins.tokens)
+            fill[at:at] = [number + j if v == MASK else -1 for v in ins.tokens]
+        number += len(plan)
+        rows.append((x, reveal, insert, fill))
+    longest = max(len(r[0]) for r in rows)
+    device = state.x.device
+
+    def column(i: int, pad: int) -> torch.Tensor:
+        return torch.tensor([r[i] + [pad] * (longest - len(r[i])) for r in rows], device=device)
+
+    state.x, state.reveal, state.insert = column(0, PAD), column(1, -1), column(2, -1)
+    state.length = torch.tensor([len(r[0]) for r in rows], device=device)
+    return column(3, -1)
+
+
+def _restricted_argmax(logits: torch.Tensor, fill: torch.Tensor,
+                       allowed: list[torch.Tensor | None]) -> torch.Tensor:
+    """Argmax of ``logits`` (N, V) where slot n may take only ``allowed[fill[n]]`` (V,) bool
+    (every token when ``fill[n]`` is -1 or its set is None)."""
+    keep = torch.ones_like(logits, dtype=torch.bool)
+    for n, index in enumerate(fill.tolist()):
+        if index >= 0 and allowed[index] is not None:
+            keep[n] = allowed[index].to(logits.device)
+    logits = logits.masked_fill(~keep, -torch.inf)
+    if logits.numel() and not bool(torch.isfinite(logits).any(-1).all()):
+        raise LoflexError("an Insertion's fill allows no non-special token; the domain's "
+                          "missing_structure must allow at least one")
+    return logits.argmax(-1)
 
 
 def _predict(generator, state: _State, t: torch.Tensor, constrain: ConstrainFn | None):

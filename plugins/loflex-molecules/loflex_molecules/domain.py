@@ -13,9 +13,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from loflex.contracts import Domain, Example, Generated
+import torch
+from loflex.contracts import Domain, Example, Generated, Insertion
 from loflex.contracts.options import expand_home
-from loflex.contracts.vocab import SPECIAL_TOKENS, Vocabulary
+from loflex.contracts.vocab import MASK, SPECIAL_TOKENS, Vocabulary
 from loflex.errors import ConfigError, DataError, LoflexError
 from rdkit import Chem
 
@@ -29,10 +30,13 @@ from loflex_molecules.fragment_tokens import (
     is_template,
 )
 from loflex_molecules.fragment_tree import (
+    CLOSE,
+    OPEN,
     TREE_BASE_TOKENS,
     FragmentTreeTokenizer,
     count_marked_templates,
     is_fragment_token,
+    unclosed,
 )
 from loflex_molecules.metrics import denovo_metrics
 from loflex_molecules.moses import MosesReference
@@ -126,6 +130,7 @@ class MoleculeDomain(Domain):
         self._examples: dict[str, Sequence[Example]] = {}
         self._reference: MosesReference | None = None
         self._train_tokens: tuple[list[list[str]], list[str]] | None = None
+        self._marked: dict[tuple[int, int], torch.Tensor] = {}
         if state is not None:
             self._restore(state)
         else:
@@ -283,6 +288,40 @@ class MoleculeDomain(Domain):
         """Decode ids to canonical SMILES (lenient by default), or None if invalid."""
         text = self.to_text(ids)
         return decode_strict(text, self.rep) if strict else decode_lenient(text, self.rep)
+
+    def missing_structure(self, prompt: Sequence[int], target: Sequence[int]) -> list[Insertion]:
+        """Fragment-tree tokens: what a sample lacks to be one tree of fragments.
+
+        - the ``}`` of groups left open, at the end (alone: the rest is asked next round);
+        - a parent before a first fragment marked ``<^>``: a fragment with one ``<*>`` and
+          no ``<^>``, which takes the whole sample as its subtree;
+        - one group ``{ leaf }`` per attachment point ``<*>`` left without a fragment, the
+          leaf a fragment bonded only to its parent.
+
+        The generator chooses each fragment. Other tokens, and samples that are not one
+        tree, get none.
+        """
+        if not isinstance(self.tokenizer, FragmentTreeTokenizer):
+            return []
+        tokens = self.vocab.decode([*prompt, *target])
+        if unclosed(tokens) > 0:
+            return [Insertion(len(target), (self.vocab.stoi[CLOSE],) * unclosed(tokens))]
+        leaves, parents = self._templates_with_marks((1, 0)), self._templates_with_marks((0, 1))
+        out = []
+        if not prompt and parents.any() and self.tokenizer.orphan_root(tokens):
+            out.append(Insertion(0, (MASK,), parents))
+        if leaves.any():
+            group = (self.vocab.stoi[OPEN], MASK, self.vocab.stoi[CLOSE])
+            out += [Insertion(gap - len(prompt), group * count, leaves)
+                    for gap, count in self.tokenizer.missing_groups(tokens) if gap >= len(prompt)]
+        return out
+
+    def _templates_with_marks(self, marks: tuple[int, int]) -> torch.Tensor:
+        """(V,) bool: the whole templates with ``marks`` = (``<^>``, ``<*>``) counts (cached)."""
+        if marks not in self._marked:
+            self._marked[marks] = torch.tensor([self.tokenizer.marks(t) == marks
+                                                for t in self.vocab.itos])
+        return self._marked[marks]
 
     def decode(self, ids: Sequence[int]) -> Chem.Mol | None:
         """Return the RDKit molecule of ``ids`` (lenient decoding), or None if invalid."""

@@ -53,6 +53,7 @@ class _Node:
 
     pieces: list[tuple[str, int]] = field(default_factory=list)
     children: list[_Node] = field(default_factory=list)
+    groups_end: int = 0  # the token index after the node's last braced group
 
 
 def marked_fragments(text: str) -> list[tuple[str, list[int]]]:
@@ -181,6 +182,43 @@ class FragmentTreeTokenizer:
         """Join fragment-tree tokens back into BracketSAFE text (see the module docstring)."""
         return "".join(piece for piece, _ in self.pieces(tokens))
 
+    def missing_groups(self, tokens: Sequence[str]) -> list[tuple[int, int]]:
+        """Where groups are missing: ``(gap, count)`` for each fragment with ``count`` more
+        ``<*>`` than groups, whose groups belong before token ``gap`` (after its last braced
+        group, before a subtree written inline). [] unless ``tokens`` parse as one tree with
+        every brace closed.
+        """
+        root = self._tree(tokens)
+        out: list[tuple[int, int]] = []
+        stack = [root] if root is not None else []
+        while stack:
+            node = stack.pop()
+            free = _count(node, PLACEHOLDER) - len(node.children)
+            if free > 0:
+                out.append((node.groups_end, free))
+            stack.extend(node.children)
+        return sorted(out)
+
+    def orphan_root(self, tokens: Sequence[str]) -> bool:
+        """Whether ``tokens`` parse as one tree whose first fragment is marked ``<^>``: bonded
+        to a parent that is not there."""
+        root = self._tree(tokens)
+        return root is not None and _count(root, PARENT) > 0
+
+    def _tree(self, tokens: Sequence[str]) -> _Node | None:
+        """The root of ``tokens`` when they form one tree with every brace closed, else None."""
+        if not tokens or unclosed(tokens) != 0:
+            return None
+        root, end = _parse(tokens, 0, self)
+        return root if end == len(tokens) else None
+
+    def marks(self, token: str) -> tuple[int, int]:
+        """``(parents, attachments)``: the ``<^>`` and ``<*>`` marks of a whole template
+        (``(-1, -1)`` for any other token)."""
+        if token not in self.templates:
+            return -1, -1
+        return token.count(PARENT), token.count(PLACEHOLDER)
+
     def spell(self, token: str) -> list[str]:
         """The atom-level pieces of one token (a template's, or the token itself)."""
         return _atom_level(token) if token in self.templates else [token]
@@ -192,6 +230,21 @@ class FragmentTreeTokenizer:
         if not self.inline_last or i == start:
             return False
         return tokens[start] in self.templates or tokens[i] in self.templates
+
+
+def _count(node: _Node, mark: str) -> int:
+    """How many pieces of ``node``'s fragment are ``mark``."""
+    return sum(piece == mark for piece, _ in node.pieces)
+
+
+def unclosed(tokens: Sequence[str]) -> int:
+    """How many ``{`` of ``tokens`` no ``}`` closes; -1 when a ``}`` closes nothing."""
+    depth = 0
+    for token in tokens:
+        depth += (token == OPEN) - (token == CLOSE)
+        if depth < 0:
+            return -1
+    return depth
 
 
 def _atom_level(shape: str) -> list[str]:
@@ -214,6 +267,7 @@ def _parse(tokens: Sequence[str], start: int, tokenizer: FragmentTreeTokenizer
         node.children.append(child)
         if i < len(tokens) and tokens[i] == CLOSE:
             i += 1
+    node.groups_end = i
     if tokenizer.inline_last and i < len(tokens) and tokens[i] != CLOSE:
         child, i = _parse(tokens, i, tokenizer)  # the last subtree, written inline
         node.children.append(child)

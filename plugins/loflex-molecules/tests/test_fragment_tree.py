@@ -5,6 +5,7 @@ from __future__ import annotations
 import loflex
 import pytest
 from loflex import DataError, Domain
+from loflex.contracts.vocab import MASK
 from loflex.extension.testing import check_domain
 from loflex_molecules.domain import MoleculeDomain
 from loflex_molecules.fragment_tree import (
@@ -12,6 +13,7 @@ from loflex_molecules.fragment_tree import (
     count_marked_templates,
     is_fragment_token,
     marked_fragments,
+    unclosed,
 )
 from loflex_molecules.representations import decode_strict, encode_smiles
 from rdkit import Chem
@@ -151,11 +153,111 @@ def test_malformed_inline_chains_do_not_decode(tokens):
     assert decode_strict(tokenizer.detokenize(tokens), "bracket-safe") is None
 
 
-def test_smiles_domain_examples_decode_to_their_molecules(small_csv, tmp_path):
-    domain = loflex.build(Domain, {"name": "molecules", "options": dict(
+# -- what a malformed tree lacks (sample.structure_rounds) -------------------------------
+
+METHYL_PARENT = "CC<*>"  # no parent mark, one attachment point: can parent a whole tree
+
+
+@pytest.mark.parametrize("inline, tokens, missing, completed", [
+    (True, [RING, "{", AMIDE, "}", ETHYL], [(3, 1)],
+     [RING, "{", AMIDE, "{", AMINE, "}", "}", ETHYL]),
+    (True, [RING, ETHYL], [(1, 1)], [RING, "{", AMINE, "}", ETHYL]),
+    (False, [RING, "{", AMIDE, "{", AMINE, "}", "}"], [(7, 1)],
+     [RING, "{", AMIDE, "{", AMINE, "}", "}", "{", AMINE, "}"]),
+    (False, [RING], [(1, 2)], [RING, "{", AMINE, "}", "{", AMINE, "}"]),
+])
+def test_missing_groups_name_where_each_unbonded_attachment_point_gets_its_group(
+        inline, tokens, missing, completed):
+    """Each (gap, count) names the groups a fragment lacks, placed after its last braced
+    group; inserting a group holding a leaf there makes a tree that decodes strictly."""
+    tokenizer = FragmentTreeTokenizer([RING, AMIDE, AMINE, ETHYL], inline_last=inline)
+    assert decode_strict(tokenizer.detokenize(tokens), "bracket-safe") is None
+    assert tokenizer.missing_groups(tokens) == missing
+    assert decode_strict(tokenizer.detokenize(completed), "bracket-safe") is not None
+    assert tokenizer.missing_groups(completed) == []
+
+
+@pytest.mark.parametrize("tokens", [
+    [RING, "{", AMIDE, AMINE, "}", ETHYL, ETHYL],  # a subtree on a fragment with no <*> left
+    [RING, "{", AMIDE, AMINE],  # a group never closed
+    [RING, "{", AMIDE, "}", "}", ETHYL],  # a brace never opened
+    [],
+])
+def test_missing_groups_name_nothing_unless_the_tokens_are_one_closed_tree(tokens):
+    tokenizer = FragmentTreeTokenizer([RING, AMIDE, AMINE, ETHYL], inline_last=True)
+    assert tokenizer.missing_groups(tokens) == []
+
+
+def test_unclosed_groups_orphan_roots_and_template_marks():
+    tokenizer = FragmentTreeTokenizer([RING, AMIDE, AMINE, ETHYL, METHYL_PARENT],
+                                      inline_last=True)
+    assert [unclosed(t) for t in ([RING, "{", AMIDE], SMILES_TOKENS, [RING, "}"])] == [1, 0, -1]
+    assert tokenizer.orphan_root([AMIDE, AMINE]) and not tokenizer.orphan_root(SMILES_TOKENS)
+    assert decode_strict(tokenizer.detokenize([METHYL_PARENT, AMIDE, AMINE]),
+                         "bracket-safe") == Chem.CanonSmiles("CCC(=O)NC")
+    assert [tokenizer.marks(t) for t in (AMINE, METHYL_PARENT, RING, AMIDE, "{", "C")] == [
+        (1, 0), (0, 1), (0, 2), (1, 1), (-1, -1), (-1, -1)]
+
+
+@pytest.fixture(scope="module")
+def smiles_domain(small_csv, tmp_path_factory):
+    return loflex.build(Domain, {"name": "molecules", "options": dict(
         path=str(small_csv), column="smiles", representation="bracket-safe",
-        tokens="fragment-smiles", fragment_min_count=3, cache_dir=str(tmp_path), workers=1,
-        fcd=False)})
+        tokens="fragment-smiles", fragment_min_count=3,
+        cache_dir=str(tmp_path_factory.mktemp("cache")), workers=1, fcd=False)})
+
+
+def _filled(target: list[int], insertions, choose) -> list[int]:
+    """``target`` with the insertions written in (right to left), each MASK as ``choose(fill)``."""
+    out = list(target)
+    for ins in sorted(insertions, key=lambda i: i.gap, reverse=True):
+        out[ins.gap:ins.gap] = [choose(ins.fill) if v == MASK else v for v in ins.tokens]
+    return out
+
+
+def _first_allowed(fill) -> int:
+    return int(fill.nonzero()[0])
+
+
+def test_missing_structure_completes_samples_that_lack_a_group_a_brace_or_a_parent(
+        smiles_domain):
+    """Cut a group, the last brace or the root out of training molecules: the domain names
+    what to insert, and with any allowed fragment in each MASK slot the sample decodes."""
+    d = smiles_domain
+    opening, closing = d.vocab.stoi["{"], d.vocab.stoi["}"]
+    grouped = [ex.target for ex in d.examples("train") if opening in ex.target][:20]
+    assert grouped
+    for target in grouped:
+        start = target.index(opening)
+        end = start + next(i for i in range(1, len(target)) if
+                           unclosed(d.vocab.decode(target[start:start + i + 1])) == 0)
+        cut = target[:start] + target[end + 1:]
+        assert d.to_smiles(cut, strict=True) is None
+        [insertion] = d.missing_structure([], cut)
+        assert insertion.tokens == (opening, MASK, closing)
+        assert all(d.tokenizer.marks(t) == (1, 0) for t in
+                   d.vocab.decode(insertion.fill.nonzero().squeeze(1).tolist()))
+        assert d.to_smiles(_filled(cut, [insertion], _first_allowed), strict=True) is not None
+        last = len(target) - 1 - target[::-1].index(closing)
+        open_group = target[:last] + target[last + 1:]
+        assert d.missing_structure([], open_group) == [
+            type(insertion)(len(open_group), (closing,))]
+    inline = [ex.target for ex in d.examples("train")
+              if d.tokenizer.marks(d.vocab.itos[ex.target[0]]) == (0, 1)
+              and d.tokenizer.marks(d.vocab.itos[ex.target[1]])[0] == 1][:20]
+    assert inline
+    for target in inline:
+        [insertion] = d.missing_structure([], target[1:])
+        assert insertion.gap == 0 and insertion.tokens == (MASK,)
+        assert bool(insertion.fill[target[0]])
+        assert d.to_smiles(_filled(target[1:], [insertion], _first_allowed),
+                           strict=True) is not None
+        assert d.missing_structure(target[:1], target[1:]) == []  # the root is in the prompt
+    assert d.missing_structure([], grouped[0]) == []
+
+
+def test_smiles_domain_examples_decode_to_their_molecules(smiles_domain):
+    domain = smiles_domain
     splits = domain.splits()
     examples = domain.examples("train")
     assert len(examples) == len(splits["train"])
