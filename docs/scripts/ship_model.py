@@ -59,7 +59,7 @@ DATA = {  # domain name -> (what the model was trained on, licence of the weight
 }
 
 
-def describe_sampling(sample: dict, conditional: bool) -> str:
+def describe_sampling(sample: dict, conditional: bool, domain_options: dict | None = None) -> str:
     """The sampler settings of a card's metrics, e.g. 'greedy tokens, no confidence'."""
     if sample.get("top_k") == 1:
         tokens = "greedy tokens"
@@ -72,6 +72,10 @@ def describe_sampling(sample: dict, conditional: bool) -> str:
     prompts = f"{sample.get('split', 'test')}-split prompts" if conditional else "de novo"
     rounds = sample.get("completion_rounds", 0)
     completion = f", {rounds} completion rounds" if rounds else ""
+    structure = sample.get("structure_rounds", 0)
+    completion += f", {structure} structure rounds" if structure else ""
+    if (domain_options or {}).get("spelled_fragments") is False:
+        completion += ", whole fragments only"
     return f"{prompts}, {tokens}, {reveal}{completion}"
 
 
@@ -95,7 +99,8 @@ def set_sampler_defaults(folder: Path, run: dict, settings: dict) -> None:
 def measured_section(name: str, run: dict, metrics: dict, samples: int, steps: int,
                      seed: int) -> str:
     """The card's closing part: how the metrics were measured, then their table."""
-    sampling = describe_sampling(run["sample"], conditional=run["domain"]["name"] == "star-graph")
+    sampling = describe_sampling(run["sample"], conditional=run["domain"]["name"] == "star-graph",
+                                 domain_options=run["domain"].get("options"))
     rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in metrics.items())
     return (f"Measured on the packed folder with\n`loflex evaluate {name} -n {samples} --steps "
             f"{steps} --seed {seed}` ({sampling}):\n\n| metric | value |\n|---|---|\n{rows}\n")

@@ -131,6 +131,7 @@ class MoleculeDomain(Domain):
         self._reference: MosesReference | None = None
         self._train_tokens: tuple[list[list[str]], list[str]] | None = None
         self._marked: dict[tuple[int, int], torch.Tensor] = {}
+        self._whole: torch.Tensor | None = None
         if state is not None:
             self._restore(state)
         else:
@@ -315,6 +316,16 @@ class MoleculeDomain(Domain):
             out += [Insertion(gap - len(prompt), group * count, leaves)
                     for gap, count in self.tokenizer.missing_groups(tokens) if gap >= len(prompt)]
         return out
+
+    def constrain_logits(self, logits: torch.Tensor, x_t: torch.Tensor) -> torch.Tensor:
+        """With ``spelled_fragments = false`` and fragment-tree tokens: -inf on every token
+        but whole fragments and group braces (``logits`` (B, L, V)); else unchanged."""
+        if self.options.spelled_fragments or not isinstance(self.tokenizer, FragmentTreeTokenizer):
+            return logits
+        if self._whole is None:
+            self._whole = torch.tensor([t in self.tokenizer.templates or t in (OPEN, CLOSE)
+                                        for t in self.vocab.itos])
+        return logits.masked_fill(~self._whole.to(logits.device), -torch.inf)
 
     def _templates_with_marks(self, marks: tuple[int, int]) -> torch.Tensor:
         """(V,) bool: the whole templates with ``marks`` = (``<^>``, ``<*>``) counts (cached)."""

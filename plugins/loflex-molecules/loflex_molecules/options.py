@@ -22,6 +22,12 @@ class MoleculeOptions(Options):
         "('fragment-tree', no numbers to pair), or with the last subtree written inline as "
         "SMILES continues a chain ('fragment-smiles'); rare fragments are written atom by atom.",
     )
+    spelled_fragments: bool = Field(
+        True,
+        description="With fragment-tree tokens: whether sampling may spell a fragment atom "
+        "by atom, as training data does for rare ones; False restricts every sampled token to "
+        "whole fragments and group braces. A sampling setting: it may change on a trained model.",
+    )
     fragment_min_count: int = Field(
         2, gt=0,
         description="With fragment tokens: how often a fragment template must occur in "

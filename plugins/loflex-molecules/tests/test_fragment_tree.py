@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import loflex
 import pytest
+import torch
 from loflex import DataError, Domain
 from loflex.contracts.vocab import MASK
 from loflex.extension.testing import check_domain
@@ -254,6 +255,18 @@ def test_missing_structure_completes_samples_that_lack_a_group_a_brace_or_a_pare
                            strict=True) is not None
         assert d.missing_structure(target[:1], target[1:]) == []  # the root is in the prompt
     assert d.missing_structure([], grouped[0]) == []
+
+
+def test_spelled_fragments_false_leaves_only_whole_fragments_and_braces(smiles_domain):
+    logits = torch.zeros(2, 3, len(smiles_domain.vocab))
+    assert smiles_domain.constrain_logits(logits, None) is logits  # spelling allowed: unchanged
+    options = smiles_domain.options.model_copy(update={"spelled_fragments": False})
+    whole = MoleculeDomain(options, state=smiles_domain.state_dict())
+    allowed = torch.isfinite(whole.constrain_logits(logits, None))
+    expected = [t in whole.tokenizer.templates or t in ("{", "}") for t in whole.vocab.itos]
+    assert (allowed == torch.tensor(expected)).all()
+    assert {"C", "<*>", "<^>", "1"} <= set(whole.vocab.itos)  # spelling tokens exist...
+    assert not any(allowed[0, 0, whole.vocab.stoi[t]] for t in ("C", "<*>", "<^>", "1"))
 
 
 def test_smiles_domain_examples_decode_to_their_molecules(smiles_domain):

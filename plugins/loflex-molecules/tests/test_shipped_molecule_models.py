@@ -35,3 +35,19 @@ def test_structure_rounds_complete_what_shipped_samples_lack():
     assert sum(bool(domain.missing_structure([], s.tokens)) for s in plain) >= 2
     assert not any(domain.missing_structure([], s.tokens) for s in completed)
     assert strict(completed) > strict(plain)
+
+
+def test_shipped_fragment_models_sample_whole_fragments_unless_told_otherwise():
+    """The fragment-smiles models default to whole fragments only; the domain option set
+    back to true lets them spell a fragment atom by atom again."""
+    loaded = loflex.load("molecules-loflexmdm")
+    domain = loaded.domain
+
+    def spelled(samples) -> int:
+        return sum(t not in domain.tokenizer.templates and t not in ("{", "}")
+                   for s in samples for t in domain.vocab.decode(s.tokens))
+
+    assert spelled(loaded.generate(32, steps=16, seed=0)) == 0
+    spelling = loflex.load("molecules-loflexmdm",
+                           overrides=["domain.options.spelled_fragments=true"])
+    assert spelled(spelling.generate(32, steps=16, seed=0)) > 0
