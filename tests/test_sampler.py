@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from loflex.config import SampleConfig
-from loflex.contracts import Example, Insertion, Prediction
+from loflex.contracts import Example, Insertion, Prediction, Refill
 from loflex.contracts.vocab import BOS, EOS, MASK, PAD
 from loflex.errors import ConfigError, LoflexError
 from loflex.sampling.sampler import (
@@ -517,6 +517,34 @@ def test_structure_rounds_are_off_by_default_and_skip_rows_without_room():
                  settings(steps=1, completion_rounds=2, structure_rounds=2),
                  missing_structure=needs_bracketed_seven, rng=rng())
     assert [g.tokens for g in out.generated()] == [[5, 5]] * 2  # 4 + 3 slots exceed the width
+
+
+def test_structure_refill_replaces_the_named_token_by_the_most_probable_allowed_one():
+    """A toy grammar: a target must end in 8 or 9 (a 5 there is refilled among 8 and 9:
+    the generator ranks 9 over 8) and start with a 4 (inserted before token 0). The
+    insertion into gap 1 and the refill of token 1 of ``[5, 5]`` act in the right places
+    whatever order the domain lists them in; the refilled token keeps when it was
+    inserted and records the round's step as its reveal."""
+    eights_and_nines = torch.zeros(V, dtype=torch.bool)
+    eights_and_nines[[8, 9]] = True
+
+    def domain(prompt, target):
+        if target[-1] in (8, 9):
+            return []
+        return [Refill(len(target) - 1, eights_and_nines), Insertion(len(target) - 1, (7,)),
+                Insertion(0, (4,))]
+
+    stub = Stub(logits=prefers(5), insert=missing_until(2))
+    out = sample(stub, Uniform(), [Example([])] * 2,
+                 settings(steps=3, completion_rounds=2, structure_rounds=3),
+                 missing_structure=domain, rng=rng())
+    assert [g.tokens for g in out.generated()] == [[4, 5, 7, 9]] * 2
+    assert len(stub.calls) == 3 + 2 + 1  # steps, completion rounds, one structure round
+    before = sample(Stub(logits=prefers(5), insert=missing_until(2)), Uniform(),
+                    [Example([])] * 2, settings(steps=3, completion_rounds=2), rng=rng())
+    assert [g.tokens for g in before.generated()] == [[5, 5]] * 2
+    assert (out.insert_step[:, 3] == before.insert_step[:, 1]).all()  # [4 5 7 9]: 9 was 5
+    assert (out.reveal_step[:, 3] == 2).all()
 
 
 def test_structure_fill_that_allows_nothing_is_an_error():

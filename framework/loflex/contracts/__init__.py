@@ -17,6 +17,7 @@ from loflex.contracts.domain import (
     Insertion,
     LogitConstrainedDomain,
     PromptParsingDomain,
+    Refill,
     StructureCompletingDomain,
     supports,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "OrderDynamics",
     "Prediction",
     "PromptParsingDomain",
+    "Refill",
     "StateLogProbs",
     "StructureCompletingDomain",
     "TokenRates",

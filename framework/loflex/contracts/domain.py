@@ -254,22 +254,40 @@ class Insertion:
     fill: torch.Tensor | None = None
 
 
+@dataclass(frozen=True)
+class Refill:
+    """A token of a finished target that does not fit its place, to be chosen again.
+
+    Attributes:
+        position: the target token to replace (an index into the target).
+        fill: (V,) bool, the tokens that fit there (the generator's most probable allowed
+            one is written); None allows every non-special token.
+    """
+
+    position: int
+    fill: torch.Tensor | None = None
+
+
 class StructureCompletingDomain(Protocol):
     """A domain that can tell where a finished sample is structurally incomplete.
 
     The sampler's structure rounds (``sample.structure_rounds``) ask it after the last
-    step and insert what it names, letting the generator choose the tokens of the
-    ``MASK`` slots. Example: a molecule fragment with an attachment point and no fragment
-    bonded there gets a group holding one fragment with a single attachment point.
+    step, insert what it names and mask the tokens it names for refilling, then let the
+    generator choose the tokens of every ``MASK`` slot among those allowed there.
+    Example: a molecule fragment with an attachment point and no fragment bonded there
+    gets a group holding one fragment with a single attachment point; a fragment with
+    more groups than attachment points is chosen again among fragments with enough.
     """
 
-    def missing_structure(self, prompt: Sequence[int], target: Sequence[int]) -> list[Insertion]:
-        """Return the insertions that complete a finished sample; [] when it is complete or
-        cannot be completed by inserting into ``target``.
+    def missing_structure(self, prompt: Sequence[int], target: Sequence[int]
+                          ) -> list[Insertion | Refill]:
+        """Return the edits that complete a finished sample; [] when it is complete or
+        cannot be completed by inserting into ``target`` and refilling its tokens.
 
         Args:
             prompt: the sample's prompt ids (no specials; empty when unconditional).
-            target: the generated ids (no specials); every ``Insertion.gap`` indexes them.
+            target: the generated ids (no specials); every ``Insertion.gap`` and
+                ``Refill.position`` indexes them (no two refills of one position).
         """
 
 

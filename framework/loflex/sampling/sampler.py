@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from loflex.config import SampleConfig
-from loflex.contracts import Example, Generated, Insertion
+from loflex.contracts import Example, Generated, Insertion, Refill
 from loflex.contracts.vocab import MASK, PAD, SPECIAL_TOKENS
 from loflex.diffusion.batch import layout
 from loflex.errors import ConfigError, LoflexError
@@ -32,7 +32,7 @@ MAX_POISSON_RATE = 1e7  # any count near this overflows the width anyway
 NUM_SPECIAL = len(SPECIAL_TOKENS)
 
 ConstrainFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-StructureFn = Callable[[Sequence[int], Sequence[int]], list[Insertion]]
+StructureFn = Callable[[Sequence[int], Sequence[int]], list[Insertion | Refill]]
 
 
 @dataclass
@@ -41,7 +41,8 @@ class Trajectory:
 
     Masks are only ever inserted and only ever replaced by tokens, so each state
     tells which slots exist (non-pad), which are masked (``MASK``) and which are
-    revealed; consecutive states give when.
+    revealed; consecutive states give when. (A structure round's :class:`Refill` is
+    the exception: it may change a token of the final state.)
 
     Attributes:
         t: the time of each state: 0 for the initial state, ``k dt`` after step k;
@@ -126,7 +127,7 @@ def sample(generator, order, prompts: Sequence[Example], settings: SampleConfig,
         settings: steps, token choice (temperature, top_k, top_p), confidence and
             ``max_length`` (default ``generator.max_length``): the width no row exceeds.
         constrain_logits: optional ``f(logits (B, L, V), x (B, L)) -> logits`` of the domain.
-        missing_structure: optional ``f(prompt ids, target ids) -> [Insertion]`` of the
+        missing_structure: optional ``f(prompt ids, target ids) -> [Insertion | Refill]`` of the
             domain, used by ``settings.structure_rounds``.
         record_trajectory: also return every intermediate state.
         rng: random generator on ``device`` (default: torch's global one).
@@ -289,51 +290,66 @@ def _complete(generator, order, state: _State, k: int, t: torch.Tensor, rate: to
 
 def _complete_structure(generator, state: _State, k: int, t: torch.Tensor, rounds: int,
                         width: int, constrain: ConstrainFn | None, missing: StructureFn) -> None:
-    """Insert what the domain finds structurally missing in each finished row, and fill it.
+    """Edit what the domain finds structurally wrong in each finished row, and fill it.
 
-    Each round asks ``missing`` about every row's target, writes the named tokens into
-    the rows that have room for all of them (``MASK`` slots included), then one model call
-    at times ``t`` (B,) fills each ``MASK`` slot by argmax among the tokens its
-    :class:`Insertion` allows. It stops when no row lacks anything or after ``rounds``.
+    Each round asks ``missing`` about every row's target, writes the named insertions
+    into the rows that have room for all of them (``MASK`` slots included) and masks the
+    tokens named for refilling, then one model call at times ``t`` (B,) fills each
+    ``MASK`` slot by argmax among the tokens its :class:`Insertion` or :class:`Refill`
+    allows. It stops when no row lacks anything or after ``rounds``.
     """
     for _ in range(rounds):
         plans = [_fitting(state, row, width, missing) for row in range(state.x.shape[0])]
         if not any(plans):
             return
-        fills = _write_insertions(state, plans, k)  # (B, L) index into `allowed`, -1 elsewhere
-        allowed = [ins.fill for plan in plans for ins in plan]
+        fills = _write_edits(state, plans, k)  # (B, L) index into `allowed`, -1 elsewhere
+        allowed = [edit.fill for plan in plans for edit in plan]
         _, masked, masked_logits = _predict(generator, state, t, constrain)
         _reveal(state, masked, _restricted_argmax(masked_logits, fills[masked], allowed), k)
 
 
-def _fitting(state: _State, row: int, width: int, missing: StructureFn) -> list[Insertion]:
-    """The insertions the domain names for ``row``'s target, or [] when they do not fit."""
+def _fitting(state: _State, row: int, width: int, missing: StructureFn
+             ) -> list[Insertion | Refill]:
+    """The edits the domain names for ``row``'s target, right to left, or [] when its
+    insertions do not fit the width."""
     head, length = int(state.head[row]), int(state.length[row])
     prompt = [v for v in state.x[row, :head].tolist() if v >= NUM_SPECIAL]
     plan = missing(prompt, state.x[row, head:length - 1].tolist())
-    if length + sum(len(ins.tokens) for ins in plan) > width:
+    grown = sum(len(edit.tokens) for edit in plan if isinstance(edit, Insertion))
+    if length + grown > width:
         return []
-    return sorted(plan, key=lambda ins: ins.gap)
+    return sorted(plan, key=_edit_place, reverse=True)
 
 
-def _write_insertions(state: _State, plans: list[list[Insertion]], k: int) -> torch.Tensor:
-    """Rebuild ``state`` with each row's planned insertions (recorded as step k).
+def _edit_place(edit: Insertion | Refill) -> float:
+    """Where an edit acts, in target positions: a refill of token i acts after an
+    insertion into gap i (which goes before token i)."""
+    return edit.gap if isinstance(edit, Insertion) else edit.position + 0.5
+
+
+def _write_edits(state: _State, plans: list[list[Insertion | Refill]], k: int) -> torch.Tensor:
+    """Rebuild ``state`` with each row's planned edits, given right to left: insertions
+    are written (recorded as inserted at step k), refilled tokens become ``MASK``.
 
     Returns:
-        (B, L) long: for each inserted ``MASK`` slot the index of its insertion in the
-        plans flattened row by row, -1 on every other slot.
+        (B, L) long: for each ``MASK`` slot an edit wrote, the index of its edit in the
+        plans flattened row by row; -1 on every other slot.
     """
     rows, number = [], 0
     for row, plan in enumerate(plans):
         head, length = int(state.head[row]), int(state.length[row])
         x, reveal, insert = (v[row, :length].tolist() for v in (state.x, state.reveal, state.insert))
         fill = [-1] * length
-        for j, ins in reversed(list(enumerate(plan))):  # right to left: earlier gaps stay put
-            at = head + ins.gap
-            x[at:at] = list(ins.tokens)
-            reveal[at:at] = [-1 if v == MASK else k for v in ins.tokens]
-            insert[at:at] = [k] * len(ins.tokens)
-            fill[at:at] = [number + j if v == MASK else -1 for v in ins.tokens]
+        for j, edit in enumerate(plan):  # right to left: earlier places stay put
+            if isinstance(edit, Refill):
+                at = head + edit.position
+                x[at], reveal[at], fill[at] = MASK, -1, number + j
+                continue
+            at = head + edit.gap
+            x[at:at] = list(edit.tokens)
+            reveal[at:at] = [-1 if v == MASK else k for v in edit.tokens]
+            insert[at:at] = [k] * len(edit.tokens)
+            fill[at:at] = [number + j if v == MASK else -1 for v in edit.tokens]
         number += len(plan)
         rows.append((x, reveal, insert, fill))
     longest = max(len(r[0]) for r in rows)
@@ -357,8 +373,8 @@ def _restricted_argmax(logits: torch.Tensor, fill: torch.Tensor,
             keep[n] = allowed[index].to(logits.device)
     logits = logits.masked_fill(~keep, -torch.inf)
     if logits.numel() and not bool(torch.isfinite(logits).any(-1).all()):
-        raise LoflexError("an Insertion's fill allows no non-special token; the domain's "
-                          "missing_structure must allow at least one")
+        raise LoflexError("an Insertion's or Refill's fill allows no non-special token; the "
+                          "domain's missing_structure must allow at least one")
     return logits.argmax(-1)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from loflex.contracts import Domain, Example, Generated, Insertion
+from loflex.contracts import Domain, Example, Generated, Insertion, Refill
 from loflex.contracts.options import expand_home
 from loflex.contracts.vocab import MASK, SPECIAL_TOKENS, Vocabulary
 from loflex.errors import ConfigError, DataError, LoflexError
@@ -36,6 +36,7 @@ from loflex_molecules.fragment_tree import (
     FragmentTreeTokenizer,
     count_marked_templates,
     is_fragment_token,
+    stray_close,
     unclosed,
 )
 from loflex_molecules.metrics import denovo_metrics
@@ -290,31 +291,49 @@ class MoleculeDomain(Domain):
         text = self.to_text(ids)
         return decode_strict(text, self.rep) if strict else decode_lenient(text, self.rep)
 
-    def missing_structure(self, prompt: Sequence[int], target: Sequence[int]) -> list[Insertion]:
+    def missing_structure(self, prompt: Sequence[int], target: Sequence[int]
+                          ) -> list[Insertion | Refill]:
         """Fragment-tree tokens: what a sample lacks to be one tree of fragments.
 
         - the ``}`` of groups left open, at the end (alone: the rest is asked next round);
+        - before a ``}`` that closes no group, ``{`` and a leaf (a fragment bonded only to
+          its parent), so that the brace closes a group holding it (alone, too);
         - a parent before a first fragment marked ``<^>``: a fragment with one ``<*>`` and
           no ``<^>``, which takes the whole sample as its subtree;
-        - one group ``{ leaf }`` per attachment point ``<*>`` left without a fragment, the
-          leaf a fragment bonded only to its parent.
+        - a fragment for each group (or root) that holds groups but no fragment, with one
+          ``<*>`` per group;
+        - a fragment with fewer ``<*>`` than groups, or with a ``<^>`` where there is no
+          parent or none below the root, is chosen again among those that fit;
+        - one group ``{ leaf }`` per attachment point ``<*>`` left without a fragment.
 
-        The generator chooses each fragment. Other tokens, and samples that are not one
-        tree, get none.
+        The generator chooses each fragment, among whole templates only; no edit is named
+        where no template fits. Other tokens, and prompt tokens, get none.
         """
         if not isinstance(self.tokenizer, FragmentTreeTokenizer):
             return []
-        tokens = self.vocab.decode([*prompt, *target])
+        tokens, start = self.vocab.decode([*prompt, *target]), len(prompt)
+        stoi = self.vocab.stoi
         if unclosed(tokens) > 0:
-            return [Insertion(len(target), (self.vocab.stoi[CLOSE],) * unclosed(tokens))]
-        leaves, parents = self._templates_with_marks((1, 0)), self._templates_with_marks((0, 1))
-        out = []
+            return [Insertion(len(target), (stoi[CLOSE],) * unclosed(tokens))]
+        leaves = self._templates_with_marks((1, 0))
+        stray = stray_close(tokens)
+        if stray is not None:
+            fits = stray >= start and bool(leaves.any())
+            return [Insertion(stray - start, (stoi[OPEN], MASK), leaves)] if fits else []
+        out: list[Insertion | Refill] = []
+        parents = self._templates_with_marks((0, 1))
         if not prompt and parents.any() and self.tokenizer.orphan_root(tokens):
             out.append(Insertion(0, (MASK,), parents))
+        for gap, marks in self.tokenizer.empty_fragments(tokens):
+            if gap >= start and self._templates_with_marks(marks).any():
+                out.append(Insertion(gap - start, (MASK,), self._templates_with_marks(marks)))
+        for index, marks in self.tokenizer.misfit_fragments(tokens):
+            if index >= start and self._templates_with_marks(marks).any():
+                out.append(Refill(index - start, self._templates_with_marks(marks)))
         if leaves.any():
-            group = (self.vocab.stoi[OPEN], MASK, self.vocab.stoi[CLOSE])
-            out += [Insertion(gap - len(prompt), group * count, leaves)
-                    for gap, count in self.tokenizer.missing_groups(tokens) if gap >= len(prompt)]
+            group = (stoi[OPEN], MASK, stoi[CLOSE])
+            out += [Insertion(gap - start, group * count, leaves)
+                    for gap, count in self.tokenizer.missing_groups(tokens) if gap >= start]
         return out
 
     def constrain_logits(self, logits: torch.Tensor, x_t: torch.Tensor) -> torch.Tensor:

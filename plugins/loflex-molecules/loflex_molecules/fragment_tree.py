@@ -53,6 +53,7 @@ class _Node:
 
     pieces: list[tuple[str, int]] = field(default_factory=list)
     children: list[_Node] = field(default_factory=list)
+    start: int = 0  # the token index where the node begins
     groups_end: int = 0  # the token index after the node's last braced group
 
 
@@ -199,11 +200,53 @@ class FragmentTreeTokenizer:
             stack.extend(node.children)
         return sorted(out)
 
+    def empty_fragments(self, tokens: Sequence[str]) -> list[tuple[int, tuple[int, int]]]:
+        """Where a fragment is missing: ``(gap, marks)`` for each group (or root) that holds
+        groups but no fragment, e.g. ``{ { ... } }``, whose fragment belongs before token
+        ``gap`` with ``marks`` = (``<^>``, ``<*>``) counts: no ``<^>`` for the root, one
+        otherwise, and one ``<*>`` per group. [] unless ``tokens`` parse as one tree with
+        every brace closed.
+        """
+        return sorted((node.start, (int(depth > 0), len(node.children)))
+                      for node, depth in self._nodes(tokens) if not node.pieces)
+
+    def misfit_fragments(self, tokens: Sequence[str]) -> list[tuple[int, tuple[int, int]]]:
+        """Which whole fragments do not fit their place: ``(index, marks)`` for each
+        fragment token with fewer ``<*>`` than groups, or a ``<^>`` count other than its
+        place's (none for the first fragment, one below it), where ``marks`` is what would
+        fit: the place's ``<^>`` count and as many ``<*>`` as groups (or more, if it has
+        more). A first fragment marked ``<^>`` is left to :meth:`orphan_root`; spelled
+        fragments are left alone. [] unless ``tokens`` parse as one tree with every brace
+        closed.
+        """
+        out = []
+        for node, depth in self._nodes(tokens):
+            sources = {source for _, source in node.pieces}
+            if len(sources) != 1 or tokens[node.start] not in self.templates:
+                continue
+            parents, attachments = self.marks(tokens[node.start])
+            if depth == 0 and parents > 0:
+                continue
+            if parents != int(depth > 0) or attachments < len(node.children):
+                out.append((node.start, (int(depth > 0), max(attachments, len(node.children)))))
+        return sorted(out)
+
     def orphan_root(self, tokens: Sequence[str]) -> bool:
         """Whether ``tokens`` parse as one tree whose first fragment is marked ``<^>``: bonded
         to a parent that is not there."""
         root = self._tree(tokens)
         return root is not None and _count(root, PARENT) > 0
+
+    def _nodes(self, tokens: Sequence[str]) -> list[tuple[_Node, int]]:
+        """Every node of the tree of ``tokens`` with its depth (the root's is 0); [] unless
+        they parse as one tree with every brace closed."""
+        root = self._tree(tokens)
+        out, stack = [], [(root, 0)] if root is not None else []
+        while stack:
+            node, depth = stack.pop()
+            out.append((node, depth))
+            stack.extend((child, depth + 1) for child in node.children)
+        return out
 
     def _tree(self, tokens: Sequence[str]) -> _Node | None:
         """The root of ``tokens`` when they form one tree with every brace closed, else None."""
@@ -237,6 +280,16 @@ def _count(node: _Node, mark: str) -> int:
     return sum(piece == mark for piece, _ in node.pieces)
 
 
+def stray_close(tokens: Sequence[str]) -> int | None:
+    """The index of the first ``}`` of ``tokens`` that closes no group, or None."""
+    depth = 0
+    for i, token in enumerate(tokens):
+        depth += (token == OPEN) - (token == CLOSE)
+        if depth < 0:
+            return i
+    return None
+
+
 def unclosed(tokens: Sequence[str]) -> int:
     """How many ``{`` of ``tokens`` no ``}`` closes; -1 when a ``}`` closes nothing."""
     depth = 0
@@ -258,7 +311,7 @@ def _atom_level(shape: str) -> list[str]:
 def _parse(tokens: Sequence[str], start: int, tokenizer: FragmentTreeTokenizer
            ) -> tuple[_Node, int]:
     """Parse one fragment and its groups from ``start``; return it and the next position."""
-    node, i = _Node(), start
+    node, i = _Node(start=start), start
     while i < len(tokens) and not tokenizer.ends_node(tokens, i, start):
         node.pieces += [(piece, i) for piece in tokenizer.spell(tokens[i])]
         i += 1

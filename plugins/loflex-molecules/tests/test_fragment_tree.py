@@ -6,6 +6,7 @@ import loflex
 import pytest
 import torch
 from loflex import DataError, Domain
+from loflex.contracts import Insertion, Refill
 from loflex.contracts.vocab import MASK
 from loflex.extension.testing import check_domain
 from loflex_molecules.domain import MoleculeDomain
@@ -14,6 +15,7 @@ from loflex_molecules.fragment_tree import (
     count_marked_templates,
     is_fragment_token,
     marked_fragments,
+    stray_close,
     unclosed,
 )
 from loflex_molecules.representations import decode_strict, encode_smiles
@@ -200,6 +202,49 @@ def test_unclosed_groups_orphan_roots_and_template_marks():
         (1, 0), (0, 1), (0, 2), (1, 1), (-1, -1), (-1, -1)]
 
 
+TRIPLE = "c1<*>cc<*>cc<*>c1"  # a ring with three attachment points
+ALL = [RING, AMIDE, AMINE, ETHYL, METHYL_PARENT, TRIPLE]
+
+
+@pytest.mark.parametrize("inline, tokens, empty, misfit, fixed", [
+    # a root that holds groups but no fragment: a fragment with 2 <*> and no <^> goes first
+    (True, ["{", AMIDE, AMINE, "}", ETHYL], [(0, (0, 2))], [], [RING, "{", AMIDE, AMINE, "}", ETHYL]),
+    # a group that holds a group but no fragment: a fragment with <^> and one <*>
+    (True, [RING, "{", "{", AMINE, "}", "}", ETHYL], [(2, (1, 1))], [],
+     [RING, "{", AMIDE, "{", AMINE, "}", "}", ETHYL]),
+    # a leaf (no <*>) with a subtree: chosen again with one <*>
+    (True, [RING, "{", ETHYL, AMINE, "}", ETHYL], [], [(2, (1, 1))],
+     [RING, "{", AMIDE, AMINE, "}", ETHYL]),
+    # a root with three groups and two <*>: chosen again with three
+    (False, [RING, "{", AMINE, "}", "{", ETHYL, "}", "{", ETHYL, "}"], [], [(0, (0, 3))],
+     [TRIPLE, "{", AMINE, "}", "{", ETHYL, "}", "{", ETHYL, "}"]),
+    # a fragment below the root without <^>: chosen again with one, keeping its <*>
+    (True, [RING, "{", METHYL_PARENT, AMINE, "}", ETHYL], [], [(2, (1, 1))],
+     [RING, "{", AMIDE, AMINE, "}", ETHYL]),
+])
+def test_empty_and_misfit_fragments_name_where_a_fragment_is_missing_or_wrong(
+        inline, tokens, empty, misfit, fixed):
+    """Each names a place and the marks a fragment needs there; a fragment with those
+    marks in that place makes a tree that decodes strictly."""
+    tokenizer = FragmentTreeTokenizer(ALL, inline_last=inline)
+    assert decode_strict(tokenizer.detokenize(tokens), "bracket-safe") is None
+    assert tokenizer.empty_fragments(tokens) == empty
+    assert tokenizer.misfit_fragments(tokens) == misfit
+    assert decode_strict(tokenizer.detokenize(fixed), "bracket-safe") is not None
+    assert tokenizer.empty_fragments(fixed) == tokenizer.misfit_fragments(fixed) == []
+    assert [tokenizer.marks(t) for t in fixed if t not in tokens] == [m for _, m in empty + misfit]
+
+
+def test_misfit_fragments_leave_orphan_roots_spelled_fragments_and_open_trees_alone():
+    tokenizer = FragmentTreeTokenizer(ALL, inline_last=True)
+    assert tokenizer.misfit_fragments([AMIDE, AMINE]) == []  # an orphan root: a parent goes first
+    assert tokenizer.misfit_fragments([RING, "{", "C", "C", "<^>", AMINE, "}"]) == []  # spelled
+    assert tokenizer.misfit_fragments([RING, "{", ETHYL, AMINE]) == []  # a group left open
+    assert tokenizer.empty_fragments([RING, "{", "}", "}", ETHYL]) == []  # a stray brace
+    assert [stray_close(t) for t in ([RING, "{", AMIDE, "}", "}", ETHYL], TREE, ["}"])] == [
+        4, None, 0]
+
+
 @pytest.fixture(scope="module")
 def smiles_domain(small_csv, tmp_path_factory):
     return loflex.build(Domain, {"name": "molecules", "options": dict(
@@ -208,11 +253,15 @@ def smiles_domain(small_csv, tmp_path_factory):
         cache_dir=str(tmp_path_factory.mktemp("cache")), workers=1, fcd=False)})
 
 
-def _filled(target: list[int], insertions, choose) -> list[int]:
-    """``target`` with the insertions written in (right to left), each MASK as ``choose(fill)``."""
+def _filled(target: list[int], edits, choose) -> list[int]:
+    """``target`` with the edits made (right to left), each MASK as ``choose(fill)``."""
     out = list(target)
-    for ins in sorted(insertions, key=lambda i: i.gap, reverse=True):
-        out[ins.gap:ins.gap] = [choose(ins.fill) if v == MASK else v for v in ins.tokens]
+    for edit in sorted(edits, reverse=True, key=lambda e: e.gap if isinstance(e, Insertion)
+                       else e.position + 0.5):
+        if isinstance(edit, Refill):
+            out[edit.position] = choose(edit.fill)
+        else:
+            out[edit.gap:edit.gap] = [choose(edit.fill) if v == MASK else v for v in edit.tokens]
     return out
 
 
@@ -255,6 +304,63 @@ def test_missing_structure_completes_samples_that_lack_a_group_a_brace_or_a_pare
                            strict=True) is not None
         assert d.missing_structure(target[:1], target[1:]) == []  # the root is in the prompt
     assert d.missing_structure([], grouped[0]) == []
+
+
+def _marks_of(d, fill) -> set[tuple[int, int]]:
+    return {d.tokenizer.marks(t) for t in d.vocab.decode(fill.nonzero().squeeze(1).tolist())}
+
+
+def test_missing_structure_refills_misfits_and_fills_empty_groups_on_real_molecules(
+        smiles_domain):
+    """Give a training molecule's root one attachment point too few, or take away a root
+    whose subtrees are braced: the domain names that token (or gap) with every fragment
+    that fits, the original among them, and the original in its place restores the
+    molecule."""
+    d = smiles_domain
+    opening = d.vocab.stoi["{"]
+    branched = [ex.target for ex in d.examples("train")
+                if d.tokenizer.marks(d.vocab.itos[ex.target[0]])[1] >= 2][:20]
+    assert branched
+    for target in branched:
+        parents, attachments = d.tokenizer.marks(d.vocab.itos[target[0]])
+        fewer = next(i for i, t in enumerate(d.vocab.itos)
+                     if d.tokenizer.marks(t) == (parents, attachments - 1))
+        broken = [fewer, *target[1:]]
+        assert d.to_smiles(broken, strict=True) is None
+        [refill] = d.missing_structure([], broken)
+        assert refill == Refill(0, refill.fill) and bool(refill.fill[target[0]])
+        assert _marks_of(d, refill.fill) == {(parents, attachments)}
+        assert _filled(broken, [refill], lambda fill, token=target[0]: token) == target
+        assert d.missing_structure(broken[:1], broken[1:]) == []  # the root is in the prompt
+    braced = [ex.target for ex in d.examples("train") if ex.target[1:2] == [opening]][:20]
+    assert braced
+    for target in braced:
+        edits = d.missing_structure([], target[1:])  # the root's groups without the root
+        assert edits == [Insertion(0, (MASK,), edits[0].fill)] and bool(edits[0].fill[target[0]])
+        assert _marks_of(d, edits[0].fill) == {d.tokenizer.marks(d.vocab.itos[target[0]])}
+        assert _filled(target[1:], edits, lambda fill, token=target[0]: token) == target
+
+
+def test_missing_structure_closes_a_stray_brace_over_a_new_leaf_until_the_tree_decodes(
+        smiles_domain):
+    """A ``}`` that closes nothing gets ``{`` and a leaf before it; the next rounds fit the
+    fragment that gained the group, and any fitting fragments make a sample of whole
+    fragments decode."""
+    d = smiles_domain
+    closing = d.vocab.stoi["}"]
+    whole = [ex for ex in d.examples("train") if all(
+        t in d.tokenizer.templates or t in "{}" for t in d.vocab.decode(ex.target))][:20]
+    assert len(whole) >= 10
+    for ex in whole:
+        sample = [*ex.target, closing]
+        [first] = d.missing_structure([], sample)
+        assert first.gap == len(ex.target) and first.tokens == (d.vocab.stoi["{"], MASK)
+        assert _marks_of(d, first.fill) == {(1, 0)}
+        for _ in range(4):
+            edits = d.missing_structure([], sample)
+            sample = _filled(sample, edits, _first_allowed)
+        assert d.missing_structure([], sample) == []
+        assert d.to_smiles(sample, strict=True) is not None
 
 
 def test_spelled_fragments_false_leaves_only_whole_fragments_and_braces(smiles_domain):

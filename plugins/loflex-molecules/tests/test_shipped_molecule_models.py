@@ -22,8 +22,9 @@ def test_a_shipped_molecule_model_matches_its_card_and_writes_molecules(name):
 
 
 def test_structure_rounds_complete_what_shipped_samples_lack():
-    """32 samples at 16 steps: some lack a group, a closing brace or a parent; with three
-    structure rounds none does, and more of them decode strictly."""
+    """32 samples at 16 steps: some lack a group, a brace or a fragment, or hold a fragment
+    that does not fit its place (14 of 32); with three structure rounds none does, and
+    more of them decode strictly (31 against 18)."""
     loaded = loflex.load("molecules-loflexmdm")
     domain = loaded.domain
     plain = loaded.generate(32, steps=16, seed=0, structure_rounds=0)
@@ -32,9 +33,9 @@ def test_structure_rounds_complete_what_shipped_samples_lack():
     def strict(samples) -> int:
         return sum(domain.to_smiles(s.tokens, strict=True) is not None for s in samples)
 
-    assert sum(bool(domain.missing_structure([], s.tokens)) for s in plain) >= 2
+    assert sum(bool(domain.missing_structure([], s.tokens)) for s in plain) >= 4
     assert not any(domain.missing_structure([], s.tokens) for s in completed)
-    assert strict(completed) > strict(plain)
+    assert strict(completed) >= strict(plain) + 4
 
 
 def test_shipped_fragment_models_sample_whole_fragments_unless_told_otherwise():
