@@ -279,8 +279,9 @@ class MoleculeDomain(Domain):
             return self.tokenizer.tokenize(text)
         except ValueError as exc:
             raise DataError(f"cannot write {text[:60]!r} as a fragment tree ({exc}); "
-                            "fragment-tree tokens take whole molecules only, use tokens = "
-                            "'fragments' for fragment prompts") from None
+                            "fragment-tree tokens take whole molecules only; for fragment "
+                            "prompts use a model with tokens = 'fragments', such as the "
+                            "shipped molecules-atoms-loflexmdm") from None
 
     def detokenize(self, tokens: Sequence[str]) -> str:
         """Join tokens back into a string."""

@@ -120,7 +120,8 @@ def test_tree_domain_vocabulary_and_contract(tree_domain):
 
 
 def test_tree_domain_refuses_fragment_prompts_with_the_fix(tree_domain, tmp_path):
-    with pytest.raises(DataError, match="use tokens = 'fragments' for fragment prompts"):
+    with pytest.raises(DataError, match="for fragment prompts use a model with tokens = "
+                       "'fragments', such as the shipped molecules-atoms-loflexmdm"):
         tree_domain.parse_prompt("[*]c1ccccc1")
     example = tree_domain.examples("test")[0]
     values = [i / len(example.target) for i in range(len(example.target))]
