@@ -220,3 +220,48 @@ def test_command_line_errors(tmp_path, toy, capsys):
         assert main([*argv, *common]) == 1
         assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_signal_stops_the_experiment_and_a_rerun_continues_the_entry(tmp_path, toy,
+                                                                       monkeypatch):
+    """SIGINT/SIGTERM during an entry's training: the entry is checkpointed but neither
+    evaluated nor marked finished, the command exits 130 naming the fix, and the same
+    command then trains the rest of the entry and scores it."""
+    from loflex.training import train as train_module
+
+    class SignalledAtOnce(train_module.StopFlag):
+        def __enter__(self):
+            super().__enter__()
+            self.raised = True  # as if SIGINT arrived during the first step
+            return self
+
+    run = load_run(None, TINY)
+    chosen = settings(run, orders=["uniform"])
+    monkeypatch.setattr(train_module, "StopFlag", SignalledAtOnce)
+    with pytest.raises(KeyboardInterrupt, match="entry 'uniform' stopped at step 1 .*rerun"):
+        run_experiment(tmp_path, chosen, progress=False)
+    assert not (tmp_path / "uniform" / "result.json").exists()
+    assert (tmp_path / "uniform" / "run" / "checkpoints" / "latest").read_text().strip() \
+        == "step-00000001"
+    monkeypatch.undo()
+    rows = run_experiment(tmp_path, chosen, progress=False)
+    assert rows[0]["train_steps"] == 4 and rows[0]["eval_samples"] == 6
+    assert (tmp_path / "uniform" / "result.json").exists()
+
+
+def test_the_command_line_names_the_interrupted_entry(tmp_path, toy, monkeypatch, capsys):
+    from loflex.training import experiment
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt("entry 'uniform' stopped at step 1 and is checkpointed; "
+                                "rerun the same command to continue it")
+
+    monkeypatch.setattr(experiment, "run_experiment", interrupted)
+    run_file = tmp_path / "run.toml"
+    run_file.write_text(dumps_toml(load_run(None, TINY).model_dump(mode="json")))
+    code = main(["experiment", str(run_file), "--orders", "uniform", "--budget-minutes", "1",
+                 "-o", str(tmp_path / "exp"), "--no-progress"])
+    assert code == 130
+    err = capsys.readouterr().err.strip()
+    assert err == ("Interrupted: entry 'uniform' stopped at step 1 and is checkpointed; rerun "
+                   "the same command to continue it")

@@ -88,8 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Error: a number has more than {sys.get_int_max_str_digits()} digits; no setting "
               "takes one that large, so give a smaller value", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("Interrupted.", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"Interrupted: {exc}" if str(exc) else "Interrupted.", file=sys.stderr)
         return 130
     return int(result or 0)
 

@@ -10,7 +10,9 @@ sub-directory per entry (``<entry>/run`` is an ordinary run directory;
 ``<entry>/result.json`` marks the entry as finished), the settings in
 ``experiment.json``, and the results as ``results.md``, ``results.json`` and a
 learning-curve plot. Re-running the same command resumes where it stopped: finished
-entries are skipped and an interrupted one continues from its last checkpoint.
+entries are skipped and an interrupted one continues from its last checkpoint. SIGINT or
+SIGTERM stops the experiment after checkpointing the entry in training, which is then
+neither evaluated nor marked finished.
 """
 
 from __future__ import annotations
@@ -274,7 +276,12 @@ def prepare(out: Path, settings: ExperimentSettings) -> None:
 
 
 def run_entry(out: Path, name: str, settings: ExperimentSettings, progress: bool = True) -> dict:
-    """Train (or resume) and evaluate one entry; return its result row."""
+    """Train (or resume) and evaluate one entry; return its result row.
+
+    Raises:
+        KeyboardInterrupt: SIGINT or SIGTERM stopped the training; the entry is
+            checkpointed, not evaluated, and a rerun continues it.
+    """
     folder = out / name
     result_path = folder / "result.json"
     if result_path.exists():
@@ -286,6 +293,9 @@ def run_entry(out: Path, name: str, settings: ExperimentSettings, progress: bool
     start = starting_checkpoint(init) if init is not None and not resume else None
     started = time.time()
     trained = train(run, run_dir, resume=resume, progress=progress, init=start)
+    if trained.stopped_by == "signal":  # an unfinished entry is neither scored nor kept
+        raise KeyboardInterrupt(f"entry '{name}' stopped at step {trained.step} and is "
+                                "checkpointed; rerun the same command to continue it")
     loaded = load_model(run_dir)
     sample = loaded.run.sample.model_copy(update={"num_samples": settings.eval_samples,
                                                   "steps": settings.eval_steps})
