@@ -25,7 +25,8 @@ def register_commands(commands):
 
 PRETRAINED = {
     "molecules-loflexmdm": "LoFlexMDM (learned order) on BracketSAFE molecules (MOSES) as "
-                           "fragment trees (de novo only), 4 x 128, CPU-trained from molecules-flexmdm's run",
+                           "fragment trees (de novo only), 4 x 128, CPU-trained from "
+                           "molecules-flexmdm's run",
     "molecules-flexmdm": "FlexMDM's uniform order on BracketSAFE molecules (MOSES) as fragment "
                          "trees (de novo only), 4 x 128, CPU-trained",
     "molecules-atoms-loflexmdm": "LoFlexMDM on SAFE molecules (MOSES), atom-level tokens "
